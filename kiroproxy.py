@@ -1,0 +1,3 @@
+from kiroproxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,2 @@
+"""accounts."""
+from __future__ import annotations

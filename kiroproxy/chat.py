@@ -1,0 +1,303 @@
+"""The neutral chat model shared by every client protocol and the upstream.
+
+A ChatRequest goes in, a Stream of events comes out. No client protocol's words and none of
+Kiro's camelCase appear here. Pure: no I/O, no Flask.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, List, Optional, Tuple, Union
+
+# ----- request -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Image:
+    """An inline image: `media_type` like image/png, `data` plain base64 (no data: prefix)."""
+
+    media_type: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """Reasoning the assistant produced earlier (or now). `signature` is opaque."""
+
+    text: str
+    signature: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    id: str
+    name: str
+    input: dict
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool_use_id: str
+    content: Tuple[Union[Text, Image], ...]
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.content if isinstance(p, Text))
+
+
+Part = Union[Text, Image, Thinking, ToolUse, ToolResult]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "user" | "assistant"
+    parts: Tuple[Part, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, Text))
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    schema: dict
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    mode: str = "auto"  # auto | none | required | tool
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ThinkingConfig:
+    mode: str = "enabled"  # enabled | adaptive
+    budget: Optional[int] = None  # tokens
+    effort: Optional[str] = None  # low | medium | high | ...
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """The client asked for JSON output, optionally matching `schema`."""
+
+    schema: Optional[dict] = None
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: Tuple[Message, ...]
+    system: str = ""
+    tools: Tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = ToolChoice()
+    max_tokens: Optional[int] = None
+    stop: Tuple[str, ...] = ()
+    thinking: Optional[ThinkingConfig] = None
+    response_format: Optional[ResponseFormat] = None
+    temperature: Optional[float] = None
+    stream: bool = False
+
+    def with_messages(self, messages: Tuple[Message, ...]) -> ChatRequest:
+        return replace(self, messages=messages)
+
+
+# ----- stream events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingSignature:
+    """Closes the current thinking block with an opaque signature from the upstream."""
+
+    signature: str
+
+
+@dataclass(frozen=True)
+class ToolCallStart:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    id: str
+    fragment: str  # a piece of the JSON arguments text, in order
+
+
+@dataclass(frozen=True)
+class ToolCallEnd:
+    id: str
+    input: dict  # the parsed arguments
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts. In a stream the last Usage event wins; None means unknown."""
+
+    input_tokens: Optional[int] = None
+    output_tokens: Optional[int] = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    context_percent: Optional[float] = None  # share of the context window used, 0-100
+    credits: Optional[float] = None
+
+
+FINISH_REASONS = ("end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal")
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: str  # one of FINISH_REASONS
+    stop_sequence: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing new yet; encoders may write a keep-alive so idle connections stay open."""
+
+
+Event = Union[TextDelta, ThinkingDelta, ThinkingSignature, ToolCallStart, ToolCallDelta, ToolCallEnd,
+              Usage, Finish, Heartbeat]
+
+
+class Stream:
+    """A single-use iterator of events plus what is known before the first event.
+
+    The owner must call close() (idempotent); it releases the upstream connection. Iterating may
+    raise ProxyError when the upstream fails mid-answer.
+    """
+
+    def __init__(self, events: Iterator[Event], *, model: str, input_tokens: int = 0,
+                 on_close: Optional[Callable[[], None]] = None) -> None:
+        self._events = events
+        self.model = model
+        self.input_tokens = input_tokens
+        self._on_close = on_close
+        self.closed = False
+        # Set by the web layer: True once the client has gone away (checked while waiting upstream).
+        self.client_gone: Callable[[], bool] = lambda: False
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._events
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        close_events = getattr(self._events, "close", None)
+        try:
+            if close_events is not None:
+                close_events()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+
+# ----- collected reply -----------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """A whole answer: parts in order (Thinking, Text, ToolUse), finish and usage."""
+
+    model: str
+    parts: List[Part] = field(default_factory=list)
+    finish: str = "end_turn"
+    stop_sequence: Optional[str] = None
+    usage: Usage = Usage()
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, Text))
+
+    @property
+    def thinking(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, Thinking))
+
+    @property
+    def tool_uses(self) -> List[ToolUse]:
+        return [p for p in self.parts if isinstance(p, ToolUse)]
+
+
+class ReplyBuilder:
+    """Folds events into a Reply, merging neighbouring text and thinking pieces."""
+
+    def __init__(self, model: str, input_tokens: int = 0) -> None:
+        self.reply = Reply(model=model, usage=Usage(input_tokens=input_tokens))
+        self._tool_names: dict = {}
+
+    def add(self, event: Event) -> None:
+        parts = self.reply.parts
+        last = parts[-1] if parts else None
+        if isinstance(event, TextDelta):
+            if isinstance(last, Text):
+                parts[-1] = Text(last.text + event.text)
+            else:
+                parts.append(Text(event.text))
+        elif isinstance(event, ThinkingDelta):
+            if isinstance(last, Thinking) and last.signature is None:
+                parts[-1] = Thinking(last.text + event.text)
+            else:
+                parts.append(Thinking(event.text))
+        elif isinstance(event, ThinkingSignature):
+            if isinstance(last, Thinking):
+                parts[-1] = Thinking(last.text, event.signature)
+            else:
+                parts.append(Thinking("", event.signature))
+        elif isinstance(event, ToolCallStart):
+            self._tool_names[event.id] = event.name
+        elif isinstance(event, ToolCallEnd):
+            parts.append(ToolUse(event.id, self._tool_names.get(event.id, ""), event.input))
+        elif isinstance(event, Usage):
+            self.reply.usage = merge_usage(self.reply.usage, event)
+        elif isinstance(event, Finish):
+            self.reply.finish = event.reason
+            self.reply.stop_sequence = event.stop_sequence
+
+
+def merge_usage(old: Usage, new: Usage) -> Usage:
+    """The newer Usage wins field by field, except where it does not know a value."""
+    return Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        cache_read_tokens=new.cache_read_tokens or old.cache_read_tokens,
+        cache_write_tokens=new.cache_write_tokens or old.cache_write_tokens,
+        reasoning_tokens=new.reasoning_tokens or old.reasoning_tokens,
+        context_percent=new.context_percent if new.context_percent is not None else old.context_percent,
+        credits=new.credits if new.credits is not None else old.credits,
+    )
+
+
+def collect(stream: Stream) -> Reply:
+    """Drain a stream into a Reply. Raises whatever the stream raises; does not close it."""
+    builder = ReplyBuilder(stream.model, stream.input_tokens)
+    for event in stream:
+        builder.add(event)
+    return builder.reply
+
+
+def image_from_data_url(url: str) -> Optional[Image]:
+    """An Image from `data:image/png;base64,...`; None when `url` is not a base64 data URL."""
+    if not url.startswith("data:") or ";base64," not in url[:200]:
+        return None
+    head, _, data = url.partition(",")
+    media_type = head[5:].split(";", 1)[0] or "image/png"
+    return Image(media_type=media_type.lower(), data=data.strip())

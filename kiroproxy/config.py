@@ -1,0 +1,151 @@
+"""Settings: defaults < ~/.kiro-proxy/config.json < KIROPROXY_* environment < command-line flags.
+
+Frozen pydantic model built once by the CLI (or a test) and passed down. Reading files here
+happens only when load() is called, never at import.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which key and why."""
+
+
+def data_dir(env: Optional[Mapping[str, str]] = None) -> Path:
+    """KIROPROXY_HOME, else ~/.kiro-proxy (HOME is honoured)."""
+    env = os.environ if env is None else env
+    if env.get("KIROPROXY_HOME"):
+        return Path(env["KIROPROXY_HOME"]).expanduser()
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".kiro-proxy"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    threads: int = Field(32, ge=1, le=1024)
+    data_dir: str = ""
+    log_level: str = "INFO"
+
+    # keys
+    admin_key: Optional[str] = None
+    api_keys: List[str] = Field(default_factory=list)
+
+    # upstream endpoints (None: the defaults of the upstream reference)
+    kiro_api_url: Optional[str] = None
+    kiro_auth_url: Optional[str] = None
+    aws_oidc_url: Optional[str] = None
+    region: str = "us-east-1"
+    proxy_url: Optional[str] = None
+    kiro_version: str = "0.11.63"
+    node_version: str = "22.22.0"
+    os_version: str = "darwin#24.6.0"
+
+    # models
+    model_aliases: Dict[str, str] = Field(default_factory=dict)
+    default_model: str = "claude-sonnet-4.5"
+    fast_model: str = "claude-haiku-4.5"
+    strong_model: str = "claude-opus-4.5"
+
+    # upstream behaviour
+    connect_timeout: float = Field(10.0, gt=0)
+    first_event_timeout: float = Field(15.0, gt=0)
+    read_timeout: float = Field(300.0, gt=0)
+    max_attempts: int = Field(6, ge=1, le=50)
+    retry_backoff_seconds: float = Field(1.0, ge=0)
+    max_body_bytes: int = Field(600_000, ge=10_000)
+    keepalive_seconds: float = Field(15.0, gt=0)
+
+    # account pool
+    refresh_margin_seconds: float = Field(600.0, ge=0)
+    refresh_interval_seconds: float = Field(60.0, gt=0)
+    cooldown_seconds: float = Field(60.0, ge=0)
+    max_cooldown_seconds: float = Field(1800.0, ge=0)
+    sticky_sessions: bool = True
+    max_concurrency_per_account: int = Field(0, ge=0)
+    min_interval_seconds: float = Field(0.0, ge=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def home(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else data_dir()
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+FIELDS = tuple(Settings.model_fields)
+
+
+def _env_overrides(env: Mapping[str, str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for name in FIELDS:
+        raw = env.get("KIROPROXY_" + name.upper())
+        if raw is None or name == "data_dir":
+            continue
+        annotation = str(Settings.model_fields[name].annotation)
+        if ("Dict" in annotation or "dict" in annotation) and raw.strip().startswith("{"):
+            try:
+                out[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"KIROPROXY_{name.upper()} is not valid JSON: {exc}") from None
+        elif "List" in annotation and raw.strip().startswith("["):
+            try:
+                out[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"KIROPROXY_{name.upper()} is not valid JSON: {exc}") from None
+        else:
+            out[name] = raw
+    return out
+
+
+def read_file(path: Path) -> Dict[str, Any]:
+    """The settings stored in config.json; keys starting with '_' are documentation."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def load(flags: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Build Settings from every layer. Raises ConfigError naming the bad key."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    home = Path(flags.get("data_dir") or data_dir(env))
+    merged: Dict[str, Any] = {}
+    merged.update(read_file(home / "config.json"))
+    merged.update(_env_overrides(env))
+    merged.update(flags)
+    merged["data_dir"] = str(home)
+    return validate(merged)
+
+
+def validate(values: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

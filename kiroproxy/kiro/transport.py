@@ -1,0 +1,178 @@
+"""Where Kiro lives and how we reach it: endpoint selection, headers, per-thread HTTP sessions.
+
+No request is sent here; this module only builds URLs, headers and sessions.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional
+
+import requests
+
+from ..accounts.credentials import EXTERNAL_IDP, IDC, Credentials
+
+SDK_VERSION = "1.0.34"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Base URLs. `api_url` overrides every Kiro service host, `auth_url` the social auth host,
+    `oidc_url` the AWS OIDC host (tests point all three at a loopback fake)."""
+
+    api_url: Optional[str] = None
+    auth_url: Optional[str] = None
+    oidc_url: Optional[str] = None
+
+    def chat_hosts(self, creds: Credentials) -> List[str]:
+        """Hosts to try in order. runtime.*.kiro.dev needs a profile ARN; profile-less Builder ID
+        accounts only work on the older q.* host."""
+        if self.api_url:
+            return [self.api_url.rstrip("/")]
+        region = creds.api_region
+        runtime = f"https://runtime.{region}.kiro.dev"
+        legacy = f"https://q.{region}.amazonaws.com"
+        if creds.profile_arn or creds.auth_method not in (IDC,):
+            return [runtime, legacy]
+        return [legacy]
+
+    def management_host(self, creds: Credentials) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        region = creds.api_region
+        if creds.profile_arn or creds.auth_method != IDC:
+            return f"https://management.{region}.kiro.dev"
+        return f"https://q.{region}.amazonaws.com"
+
+    def social_auth(self, region: str = "us-east-1") -> str:
+        return (self.auth_url or f"https://prod.{region}.auth.desktop.kiro.dev").rstrip("/")
+
+    def oidc(self, region: str = "us-east-1") -> str:
+        return (self.oidc_url or f"https://oidc.{region}.amazonaws.com").rstrip("/")
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """The versions we present upstream; stable so accounts look like ordinary Kiro installs."""
+
+    kiro_version: str = "0.11.63"
+    node_version: str = "22.22.0"
+    os_version: str = "darwin#24.6.0"
+
+    def chat_headers(self, creds: Credentials, *, streaming: bool = True,
+                     api: str = "codewhispererstreaming") -> Dict[str, str]:
+        tag = f"KiroIDE-{self.kiro_version}-{creds.machine_id}"
+        version = SDK_VERSION if api == "codewhispererstreaming" else "1.0.0"
+        headers = {
+            "Authorization": f"Bearer {creds.access_token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json" if not streaming else "*/*",
+            "x-amzn-codewhisperer-optout": "true",
+            "x-amzn-kiro-agent-mode": "vibe",
+            "x-amz-user-agent": f"aws-sdk-js/{SDK_VERSION} {tag}",
+            "user-agent": (f"aws-sdk-js/{SDK_VERSION} ua/2.1 os/{self.os_version} lang/js "
+                           f"md/nodejs#{self.node_version} api/{api}#{version} m/E {tag}"),
+            "amz-sdk-invocation-id": str(uuid.uuid4()),
+            "amz-sdk-request": "attempt=1; max=3" if streaming else "attempt=1; max=1",
+        }
+        if streaming:
+            headers["Connection"] = "close"
+        if creds.auth_method == EXTERNAL_IDP:
+            headers["TokenType"] = "EXTERNAL_IDP"
+        if creds.access_token.startswith("ksk_"):
+            headers["tokentype"] = "API_KEY"
+        return headers
+
+    def auth_headers(self, creds: Credentials) -> Dict[str, str]:
+        if creds.auth_method == IDC:
+            return {"Content-Type": "application/json",
+                    "x-amz-user-agent": "aws-sdk-js/3.980.0 KiroIDE",
+                    "user-agent": f"aws-sdk-js/3.980.0 ua/2.1 os/{self.os_version} lang/js "
+                                  f"md/nodejs#{self.node_version} api/sso-oidc#3.980.0 m/E KiroIDE"}
+        return {"Content-Type": "application/json", "Accept": "application/json, text/plain, */*",
+                "User-Agent": f"KiroIDE-{self.kiro_version}-{creds.machine_id}"}
+
+
+class Sessions:
+    """One requests.Session per thread and proxy URL (sessions are not thread-safe)."""
+
+    def __init__(self, default_proxy: Optional[str] = None) -> None:
+        self.default_proxy = default_proxy
+        self._local = threading.local()
+        self._all: List[requests.Session] = []
+        self._all_lock = threading.Lock()
+
+    def get(self, proxy_url: Optional[str] = None) -> requests.Session:
+        proxy = proxy_url or self.default_proxy or ""
+        cache = getattr(self._local, "sessions", None)
+        if cache is None:
+            cache = self._local.sessions = {}
+        session = cache.get(proxy)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # never pick up a proxy or netrc from the environment silently
+            if proxy:
+                session.proxies = {"http": proxy, "https": proxy}
+            cache[proxy] = session
+            with self._all_lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every session of every thread (at shutdown)."""
+        with self._all_lock:
+            sessions, self._all = self._all, []
+        for session in sessions:
+            session.close()
+
+    def for_account(self, creds: Credentials) -> requests.Session:
+        return self.get(creds.proxy_url)
+
+
+def iter_body(response: requests.Response, size: int = 65536) -> Iterator[bytes]:
+    """Yield body bytes as soon as they arrive (one socket read each), chunked or not.
+
+    requests' iter_content blocks until `size` bytes (or EOF) on close-delimited bodies, which
+    would buffer a stream; read1 returns whatever is available.
+    """
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # urllib3 1.x: fall back to the http.client response underneath
+        fp = getattr(raw, "_fp", None)
+        read1 = getattr(fp, "read1", None)
+    if read1 is None:
+        yield from response.iter_content(chunk_size=1024)
+        return
+    while True:
+        chunk = read1(size)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _socket(response: requests.Response) -> Optional[socket.socket]:
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:  # urllib3 1.x
+        fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock
+
+
+def set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Change the socket read timeout of an open streaming response (first-event vs idle)."""
+    sock = _socket(response)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def abort(response: requests.Response) -> None:
+    """Cut a streaming response's connection from another thread (a blocked read returns)."""
+    sock = _socket(response)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed

@@ -1,0 +1,2 @@
+"""protocols."""
+from __future__ import annotations

@@ -1,0 +1,90 @@
+"""Reads an upstream event iterator on its own thread and hands events over through a small queue.
+
+While the request thread waits for the next event it can send heartbeats and notice that the
+client went away; cancel() then cuts the upstream socket so a blocked read returns at once.
+The bounded queue keeps the reader at most a few events ahead of a slow client.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable, Iterator, Optional
+
+from .chat import Event, Heartbeat
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class ClientGone(Exception):
+    """The client disconnected while the answer was streaming."""
+
+
+class Pump:
+    def __init__(self, source: Iterator[Event], *, abort: Callable[[], None], capacity: int = 64,
+                 name: str = "kiroproxy-upstream") -> None:
+        self._source = source
+        self._abort = abort
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self._source:
+                if not self._put(event):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            self._put(exc)
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: object) -> bool:
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.25)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def events(self, *, heartbeat: float = 15.0, client_gone: Callable[[], bool] = lambda: False,
+               tick: float = 0.25, clock: Callable[[], float] = time.monotonic) -> Iterator[Event]:
+        """Yield upstream events; Heartbeat after `heartbeat` idle seconds. Raises ClientGone, or
+        whatever the upstream iterator raised."""
+        last = clock()
+        while True:
+            try:
+                item = self._queue.get(timeout=tick)
+            except queue.Empty:
+                if client_gone():
+                    raise ClientGone() from None
+                if clock() - last >= heartbeat:
+                    last = clock()
+                    yield Heartbeat()
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            last = clock()
+            yield item  # type: ignore[misc]
+
+    def cancel(self, timeout: Optional[float] = 2.0) -> None:
+        """Stop reading: cut the upstream connection and wait briefly for the reader to exit."""
+        if self._cancelled.is_set():
+            return
+        self._cancelled.set()
+        if self._thread.is_alive():
+            try:
+                self._abort()
+            except OSError as exc:
+                log.debug("aborting the upstream connection: %s", exc)
+            self._thread.join(timeout)

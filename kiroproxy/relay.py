@@ -1,0 +1,290 @@
+"""One request end to end: lease an account, fresh token, payload, connect with failover, stream.
+
+Everything that can fail over happens before open() returns: connecting, the status check and
+the first upstream event. After that, failures surface as ProxyError from the event iterator.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import requests
+import urllib3
+
+from . import accounting, tokens
+from .accounts.pool import AccountPool, Lease
+from .accounts.refresher import Refresher
+from .chat import ChatRequest, Event, ReplyBuilder, Stream
+from .errors import ProxyError, TooLarge, Truncated, UpstreamError, UpstreamTimeout
+from .exchange import CANCELLED, COMPLETED, STREAMING, Attempt, Exchange, Observer
+from .kiro import errors as kiro_errors
+from .kiro import eventstream, payload
+from .kiro.auth import RefreshError
+from .kiro.client import KiroClient
+from .kiro.errors import KiroFailure
+from .kiro.events import Translator
+from .kiro.models import Catalog
+from .kiro.transport import abort, iter_body, set_read_timeout
+from .pump import ClientGone, Pump
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_RETRIES = 3
+
+
+def conversation_key(req: ChatRequest) -> Optional[str]:
+    """A stable hash of a conversation's start, so its turns stay on one account."""
+    first_user = next((m for m in req.messages if m.role == "user"), None)
+    if first_user is None:
+        return None
+    seed = f"{req.system[:2000]}\x00{first_user.text[:2000]}"
+    return hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def next_month_start(now: float) -> float:
+    today = datetime.fromtimestamp(now, tz=timezone.utc)
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
+
+
+def next_day_start(now: float) -> float:
+    return (int(now // 86400) + 1) * 86400.0
+
+
+class Relay:
+    def __init__(self, *, pool: AccountPool, refresher: Refresher, client: KiroClient, catalog: Catalog,
+                 max_attempts: int = 6, max_body_bytes: int = 600_000, read_timeout: float = 300.0,
+                 backoff: float = 1.0, keepalive: float = 15.0, observers: Sequence[Observer] = (),
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.pool = pool
+        self.refresher = refresher
+        self.client = client
+        self.catalog = catalog
+        self.max_attempts = max_attempts
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+        self.observers: List[Observer] = list(observers)
+        self.clock = clock
+        self.sleep = sleep
+        self.keepalive = keepalive  # idle seconds before a Heartbeat event
+        self.backoff = backoff  # seconds before the first transient retry; doubles each time
+        self.reset_dates: Callable[[str], Optional[float]] = lambda account_id: None
+
+    # ----- exchange bookkeeping ----------------------------------------------------------
+
+    def begin(self, exchange: Exchange) -> None:
+        for observer in self.observers:
+            observer.started(exchange)
+
+    def abort(self, exchange: Exchange, error: ProxyError) -> None:
+        """Record a request that failed before any stream existed."""
+        exchange.fail(error.status, error.kind, error.message, self.clock())
+        self._finish(exchange)
+
+    def _finish(self, exchange: Exchange) -> None:
+        if exchange.completed_at is None:
+            exchange.completed_at = self.clock()
+        for observer in self.observers:
+            try:
+                observer.finished(exchange)
+            except Exception:  # an observer must never break a client's request
+                log.exception("observer %r failed", observer)
+
+    # ----- opening -----------------------------------------------------------------------
+
+    def open(self, req: ChatRequest, exchange: Exchange) -> Stream:
+        """Connect to Kiro on the best account; raises ProxyError if no account can serve."""
+        model_id = self.catalog.resolve(req.model)
+        info = self.catalog.info(model_id)
+        exchange.model = model_id
+        input_tokens = tokens.count_request(req)
+        if input_tokens > info.context_window:
+            raise TooLarge(f"prompt is too long: {input_tokens} tokens > {info.context_window} maximum",
+                           tokens=input_tokens, limit=info.context_window)
+        session = conversation_key(req)
+        conversation_id = str(uuid.uuid4())
+        tried: List[str] = []
+        last: Optional[ProxyError] = None
+        transient = attempts = 0
+        while True:
+            try:
+                lease = self.pool.lease(exclude=tried, session_key=session)
+            except ProxyError:
+                if last is None:
+                    raise
+                if tried and transient < TRANSIENT_RETRIES and _is_transient(last):
+                    # Every account failed transiently (5xx, network): back off, then retry them.
+                    self.sleep(self.backoff * (2 ** transient))
+                    transient += 1
+                    tried = []
+                    continue
+                raise last from None
+            attempts += 1
+            try:
+                return self._attempt(lease, req, exchange, model_id, conversation_id, input_tokens)
+            except KiroFailure as failure:
+                last = self._after_failure(lease, failure, exchange)
+                if failure.action in (kiro_errors.FAIL, kiro_errors.SUSPEND):
+                    raise last from None
+            except RefreshError as exc:
+                exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
+                                                 exc.message))
+                if not exc.permanent:
+                    self.pool.cooldown(lease.account_id, 30.0, f"token refresh failed: {exc.message}",
+                                       strike=False)
+                last = UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503,
+                                     kind="overloaded")
+            finally:
+                if exchange.account_id != lease.account_id:
+                    lease.release()
+            tried.append(lease.account_id)
+            if attempts >= self.max_attempts:
+                raise last
+
+    def _after_failure(self, lease: Lease, failure: KiroFailure, exchange: Exchange) -> ProxyError:
+        account_id = lease.account_id
+        exchange.attempts.append(Attempt(account_id, failure.action, failure.message, failure.upstream_status))
+        self.pool.record_error(account_id, failure.message)
+        if failure.action == kiro_errors.ROTATE and not failure.same_account_retry:
+            self.pool.cooldown(account_id, failure.cooldown, failure.message)
+        elif failure.action == kiro_errors.EXHAUSTED:
+            now = self.clock()
+            until = next_day_start(now) if failure.period == "day" else (
+                self.reset_dates(account_id) or next_month_start(now))
+            self.pool.park(account_id, until, failure.message)
+        elif failure.action == kiro_errors.SUSPEND:
+            self.pool.suspend(account_id, failure.message)
+            # Kiro suspends on abuse signals: never burst the same request over the pool.
+            return UpstreamError(f"{failure.message}; the account was disabled, retry to use another",
+                                 status=503, kind="overloaded")
+        elif failure.action == kiro_errors.REFRESH:
+            self.pool.mark_unhealthy(account_id, f"token rejected after refresh: {failure.message}")
+        return failure
+
+    def _attempt(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str,
+                 conversation_id: str, input_tokens: int) -> Stream:
+        if lease.wait > 0:
+            self.sleep(lease.wait)
+        creds = self.refresher.ensure_fresh(lease.account_id)
+        hosts = self.client.endpoints.chat_hosts(creds)
+        info = self.catalog.info(model_id)
+        for index, host in enumerate(hosts):
+            for refreshed in (False, True):
+                built = payload.build(req, model_id=model_id, profile_arn=self.client.profile_for(creds),
+                                      conversation_id=conversation_id, max_body_bytes=self.max_body_bytes,
+                                      native_thinking_efforts=info.thinking_efforts)
+                try:
+                    response = self.client.open_chat(creds, built.body, host)
+                    first, upstream = self._first_events(response, built.tool_names)
+                    pump = Pump(upstream, abort=lambda response=response: abort(response))
+                except KiroFailure as failure:
+                    if failure.action == kiro_errors.REFRESH and not refreshed:
+                        exchange.attempts.append(Attempt(lease.account_id, "refresh", failure.message,
+                                                         failure.upstream_status))
+                        creds = self.refresher.ensure_fresh(lease.account_id, stale_token=creds.access_token)
+                        continue
+                    if failure.action == kiro_errors.PROFILE and index + 1 < len(hosts):
+                        break
+                    raise
+                return self._stream(lease, req, exchange, model_id, input_tokens, first, pump)
+        raise KiroFailure(kiro_errors.FAIL, UpstreamError("Kiro rejected every endpoint for this account"))
+
+    def _first_events(self, response: requests.Response, tool_names) -> Tuple[List[Event], Iterator[Event]]:
+        """Read until the first neutral event so failures so far can still fail over."""
+        upstream = self._upstream_events(response, tool_names)
+        try:
+            first = next(upstream)
+        except StopIteration:
+            raise KiroFailure(kiro_errors.ROTATE, Truncated("Kiro closed the stream without answering"),
+                              cooldown=5.0, same_account_retry=True) from None
+        except ProxyError as exc:
+            upstream.close()
+            if isinstance(exc, KiroFailure):
+                raise
+            raise KiroFailure(kiro_errors.ROTATE, exc, cooldown=5.0, same_account_retry=True) from None
+        set_read_timeout(response, self.read_timeout)
+        return [first], upstream
+
+    def _upstream_events(self, response: requests.Response, tool_names) -> Iterator[Event]:
+        decoder = eventstream.Decoder()
+        translator = Translator(tool_names)
+        try:
+            for chunk in _body(response):
+                for frame in decoder.feed(chunk):
+                    yield from translator.feed(frame)
+            if decoder.pending:
+                raise Truncated("Kiro's stream ended in the middle of a frame")
+            yield from translator.finish()
+        except eventstream.DecodeError as exc:
+            raise UpstreamError(f"Kiro sent a corrupt event stream: {exc}") from None
+        finally:
+            response.close()
+
+    # ----- streaming ---------------------------------------------------------------------
+
+    def _stream(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
+                first: List[Event], pump: Pump) -> Stream:
+        exchange.account_id = lease.account_id
+        exchange.attempts.append(Attempt(lease.account_id, "ok"))
+        exchange.first_byte_at = self.clock()
+        exchange.state = STREAMING
+        info = self.catalog.info(model_id)
+        meter = accounting.Meter(input_tokens, info.context_window)
+        holder: List[Stream] = []
+        rest = pump.events(heartbeat=self.keepalive, client_gone=lambda: holder[0].client_gone())
+        events = accounting.shape(_chain(first, rest), meter, stops=req.stop, max_tokens=req.max_tokens)
+        log.info("%s %s -> %s on account %s", exchange.protocol, req.model, model_id, lease.account_id)
+        stream = Stream(self._observe(events, pump, lease, exchange), model=model_id, input_tokens=input_tokens)
+        holder.append(stream)
+        return stream
+
+    def _observe(self, events: Iterator[Event], pump: Pump, lease: Lease, exchange: Exchange) -> Iterator[Event]:
+        builder = ReplyBuilder(exchange.model)
+        exchange.reply = builder.reply
+        try:
+            for event in events:
+                builder.add(event)
+                yield event
+            exchange.state = COMPLETED
+            self.pool.record_success(lease.account_id)
+        except (GeneratorExit, ClientGone):
+            exchange.state = CANCELLED
+            self.pool.record_success(lease.account_id)
+        except ProxyError as exc:
+            exchange.fail(exc.status, exc.kind, exc.message, self.clock())
+            self.pool.record_error(lease.account_id, exc.message)
+            raise
+        finally:
+            pump.cancel()  # cuts the upstream connection if it is still open
+            lease.release()
+            exchange.usage = builder.reply.usage
+            if exchange.state == STREAMING:  # an unexpected exception escaped
+                exchange.fail(500, "api_error", "internal error while streaming", self.clock())
+            self._finish(exchange)
+
+
+def _chain(first: List[Event], rest: Iterator[Event]) -> Iterator[Event]:
+    yield from first
+    yield from rest
+
+
+def _body(response: requests.Response) -> Iterator[bytes]:
+    """Body chunks; network failures become typed upstream errors."""
+    try:
+        yield from iter_body(response)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        raise UpstreamTimeout(f"Kiro stopped sending ({type(exc).__name__})") from None
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise UpstreamError(f"lost the connection to Kiro ({type(exc).__name__})") from None
+
+
+def _is_transient(error: ProxyError) -> bool:
+    """5xx, capacity and network failures: worth retrying after a pause, on any account."""
+    if isinstance(error, KiroFailure):
+        return error.action == kiro_errors.ROTATE and error.same_account_retry
+    return isinstance(error, UpstreamError)

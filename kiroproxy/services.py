@@ -1,0 +1,115 @@
+"""The object graph: settings -> stores, pool, upstream client, relay. Built explicitly, never at import.
+
+build() wires everything (tests pass overrides), start() starts the refresh thread, close()
+stops it and flushes state to disk.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, List
+
+from .accounts.pool import AccountPool
+from .accounts.refresher import Refresher
+from .config import Settings
+from .kiro.auth import Authenticator
+from .kiro.client import KiroClient
+from .kiro.models import Catalog, ModelInfo
+from .kiro.transport import ClientIdentity, Endpoints, Sessions
+from .relay import Relay
+from .store.jsondb import JsonDB, write_atomic
+
+log = logging.getLogger(__name__)
+
+ADMIN_KEY_FILE = "admin.key"
+
+
+def ensure_home(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        os.chmod(home, 0o700)
+    except OSError:
+        pass
+    return home
+
+
+def admin_key_for(settings: Settings, home: Path) -> tuple:
+    """(key, generated_now). Settings/env win; otherwise a key stored in the data dir (0600)."""
+    if settings.admin_key:
+        return settings.admin_key, False
+    path = home / ADMIN_KEY_FILE
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key, False
+    key = "kpa-" + secrets.token_urlsafe(32)
+    write_atomic(path, (key + "\n").encode("utf-8"), 0o600)
+    return key, True
+
+
+class Services:
+    def __init__(self, settings: Settings, **parts: Any) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        for name, value in parts.items():
+            setattr(self, name, value)
+        self._closed = threading.Event()
+
+    @classmethod
+    def build(cls, settings: Settings, **overrides: Any) -> Services:
+        home = ensure_home(settings.home)
+        admin_key, generated = admin_key_for(settings, home)
+        endpoints = overrides.pop("endpoints", None) or Endpoints(
+            settings.kiro_api_url, settings.kiro_auth_url, settings.aws_oidc_url)
+        identity = ClientIdentity(settings.kiro_version, settings.node_version, settings.os_version)
+        sessions = overrides.pop("sessions", None) or Sessions(settings.proxy_url)
+        pool = overrides.pop("pool", None) or AccountPool(
+            JsonDB(home / "accounts.json", 0o600),
+            cooldown_seconds=settings.cooldown_seconds, max_cooldown_seconds=settings.max_cooldown_seconds,
+            max_concurrency=settings.max_concurrency_per_account, min_interval=settings.min_interval_seconds,
+            sticky=settings.sticky_sessions)
+        auth = overrides.pop("auth", None) or Authenticator(endpoints, sessions, identity)
+        refresher = overrides.pop("refresher", None) or Refresher(
+            pool, auth, margin=settings.refresh_margin_seconds, interval=settings.refresh_interval_seconds)
+        client = overrides.pop("client", None) or KiroClient(
+            endpoints, sessions, identity, connect_timeout=settings.connect_timeout,
+            first_event_timeout=settings.first_event_timeout)
+        catalog = overrides.pop("catalog", None) or Catalog(
+            aliases=settings.model_aliases,
+            roles={"default": settings.default_model, "fast": settings.fast_model,
+                   "strong": settings.strong_model})
+        relay = overrides.pop("relay", None) or Relay(
+            pool=pool, refresher=refresher, client=client, catalog=catalog,
+            max_attempts=settings.max_attempts, max_body_bytes=settings.max_body_bytes,
+            read_timeout=settings.read_timeout, backoff=settings.retry_backoff_seconds,
+            keepalive=settings.keepalive_seconds)
+        return cls(settings, home=home, admin_key=admin_key, admin_key_generated=generated,
+                   endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth,
+                   refresher=refresher, client=client, catalog=catalog, relay=relay, **overrides)
+
+    def served_models(self) -> List[ModelInfo]:
+        """Kiro models plus user aliases (each alias shows its target's limits)."""
+        infos = self.catalog.models()
+        known = {m.id for m in infos}
+        for alias, target in self.catalog.aliases().items():
+            if alias not in known:
+                base = self.catalog.info(self.catalog.lookup(target) or target)
+                infos.append(ModelInfo(alias, f"{alias} → {base.id}", base.context_window, base.max_output,
+                                       base.images, base.thinking_efforts))
+        return infos
+
+    def start(self) -> None:
+        self.refresher.start()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.refresher.stop()
+        self.pool.flush()
+        self.sessions.close()
+        log.info("state flushed to %s", self.home)
