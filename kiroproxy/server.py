@@ -41,13 +41,13 @@ def serve(app: Any, host: str, port: int, threads: int, on_ready: Optional[Calla
     """Run until SIGTERM/SIGINT, then stop accepting, let workers finish briefly, call on_stop."""
     server = create_server(app, host, port, threads)
 
-    def stop(signum: int, _frame: Any) -> None:
+    def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         raise _Stop()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     if on_ready is not None:
         on_ready(server)
     try:
