@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Optional
 
 from flask import Flask, Response, request
@@ -9,9 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
-from .protocols import anthropic
 from .services import Services
-from .web import admin, proxy
+from .web import admin, completions, gemini, messages, models, proxy  # noqa: F401  (routes register on proxy.bp)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ MAX_BODY = 64 * 2**20
 
 def create_app(settings: Settings, services: Optional[Services] = None) -> Flask:
     app = Flask(__name__, static_folder=None)
+    app.wsgi_app = PathFix(app.wsgi_app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -31,10 +32,28 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     return app
 
 
+class PathFix:
+    """Folds the paths clients produce when a version sits in their base URL: `//v1beta/...`,
+    `/v1/v1beta/...` -> `/v1beta/...`."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            path = re.sub("/{2,}", "/", path)
+        for doubled in ("/v1/v1beta/", "/v1/v1/", "/v1beta/v1beta/", "/v1/v1alpha/"):
+            if path.startswith(doubled):
+                path = path[len("/v1"):] if doubled != "/v1beta/v1beta/" else path[len("/v1beta"):]
+        environ["PATH_INFO"] = path
+        return self.app(environ, start_response)
+
+
 def _render(error: ProxyError) -> Response:
     if request.path.startswith("/api/"):
         return admin.admin_error(error)
-    return proxy.error_response(anthropic, error)
+    return proxy.error_response(proxy.protocol_for_request(), error)
 
 
 def http_error(exc: HTTPException) -> Response:

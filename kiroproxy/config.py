@@ -34,6 +34,7 @@ class Settings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     threads: int = Field(32, ge=1, le=1024)
     data_dir: str = ""
+    scan_home: str = ""
     log_level: str = "INFO"
 
     # keys
@@ -55,6 +56,10 @@ class Settings(BaseModel):
     default_model: str = "claude-sonnet-4.5"
     fast_model: str = "claude-haiku-4.5"
     strong_model: str = "claude-opus-4.5"
+    model_catalog_ttl: float = Field(3600.0, ge=0)
+
+    # stored Responses API answers (previous_response_id)
+    responses_max_entries: int = Field(1000, ge=0)
 
     # upstream behaviour
     connect_timeout: float = Field(10.0, gt=0)
@@ -70,6 +75,7 @@ class Settings(BaseModel):
     refresh_interval_seconds: float = Field(60.0, gt=0)
     cooldown_seconds: float = Field(60.0, ge=0)
     max_cooldown_seconds: float = Field(1800.0, ge=0)
+    quota_cache_seconds: float = Field(60.0, ge=0)
     sticky_sessions: bool = True
     max_concurrency_per_account: int = Field(0, ge=0)
     min_interval_seconds: float = Field(0.0, ge=0)
@@ -84,6 +90,11 @@ class Settings(BaseModel):
     @property
     def home(self) -> Path:
         return Path(self.data_dir) if self.data_dir else data_dir()
+
+    @property
+    def scan_home_path(self) -> Path:
+        """The home directory searched for Kiro's own token files (~/.aws/sso/cache...)."""
+        return Path(self.scan_home).expanduser() if self.scan_home else Path.home()
 
     @property
     def listen(self) -> str:
@@ -138,6 +149,8 @@ def load(flags: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, s
     merged.update(_env_overrides(env))
     merged.update(flags)
     merged["data_dir"] = str(home)
+    if not merged.get("scan_home") and env.get("HOME"):
+        merged["scan_home"] = env["HOME"]
     return validate(merged)
 
 

@@ -18,7 +18,7 @@ import urllib3
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
 from .accounts.refresher import Refresher
-from .chat import ChatRequest, Event, ReplyBuilder, Stream
+from .chat import ChatRequest, Event, Finish, ReplyBuilder, Stream
 from .errors import ProxyError, TooLarge, Truncated, UpstreamError, UpstreamTimeout
 from .exchange import CANCELLED, COMPLETED, STREAMING, Attempt, Exchange, Observer
 from .kiro import errors as kiro_errors
@@ -73,7 +73,8 @@ class Relay:
         self.sleep = sleep
         self.keepalive = keepalive  # idle seconds before a Heartbeat event
         self.backoff = backoff  # seconds before the first transient retry; doubles each time
-        self.reset_dates: Callable[[str], Optional[float]] = lambda account_id: None
+        # Called after an account is parked for exhausted credits (to look up the exact reset date).
+        self.on_exhausted: Callable[[str], None] = lambda account_id: None
 
     # ----- exchange bookkeeping ----------------------------------------------------------
 
@@ -154,9 +155,10 @@ class Relay:
             self.pool.cooldown(account_id, failure.cooldown, failure.message)
         elif failure.action == kiro_errors.EXHAUSTED:
             now = self.clock()
-            until = next_day_start(now) if failure.period == "day" else (
-                self.reset_dates(account_id) or next_month_start(now))
+            until = next_day_start(now) if failure.period == "day" else next_month_start(now)
             self.pool.park(account_id, until, failure.message)
+            if failure.period != "day":
+                self.on_exhausted(account_id)
         elif failure.action == kiro_errors.SUSPEND:
             self.pool.suspend(account_id, failure.message)
             # Kiro suspends on abuse signals: never burst the same request over the pool.
@@ -249,11 +251,15 @@ class Relay:
         try:
             for event in events:
                 builder.add(event)
+                if isinstance(event, Finish):
+                    # Encoders may stop reading right after Finish: the answer is complete here.
+                    exchange.state = COMPLETED
                 yield event
             exchange.state = COMPLETED
             self.pool.record_success(lease.account_id)
         except (GeneratorExit, ClientGone):
-            exchange.state = CANCELLED
+            if exchange.state != COMPLETED:
+                exchange.state = CANCELLED
             self.pool.record_success(lease.account_id)
         except ProxyError as exc:
             exchange.fail(exc.status, exc.kind, exc.message, self.clock())

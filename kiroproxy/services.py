@@ -13,15 +13,19 @@ import time
 from pathlib import Path
 from typing import Any, List
 
+from .accounts.monitor import Adopter, Monitor
 from .accounts.pool import AccountPool
 from .accounts.refresher import Refresher
 from .config import Settings
-from .kiro.auth import Authenticator
+from .errors import ProxyError
+from .kiro.auth import Authenticator, RefreshError
 from .kiro.client import KiroClient
 from .kiro.models import Catalog, ModelInfo
 from .kiro.transport import ClientIdentity, Endpoints, Sessions
+from .protocols import gemini, openai
 from .relay import Relay
 from .store.jsondb import JsonDB, write_atomic
+from .store.responses import ResponseStore
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +86,23 @@ class Services:
             aliases=settings.model_aliases,
             roles={"default": settings.default_model, "fast": settings.fast_model,
                    "strong": settings.strong_model})
+        catalog.add_rule(openai.model_rule)
+        catalog.add_rule(gemini.model_rule)
+        responses = overrides.pop("responses", None) or ResponseStore(
+            home / "responses", max_entries=settings.responses_max_entries)
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,
             max_attempts=settings.max_attempts, max_body_bytes=settings.max_body_bytes,
             read_timeout=settings.read_timeout, backoff=settings.retry_backoff_seconds,
             keepalive=settings.keepalive_seconds)
-        return cls(settings, home=home, admin_key=admin_key, admin_key_generated=generated,
-                   endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth,
-                   refresher=refresher, client=client, catalog=catalog, relay=relay, **overrides)
+        monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
+                                                            cache_seconds=settings.quota_cache_seconds)
+        services = cls(settings, home=home, monitor=monitor, admin_key=admin_key, admin_key_generated=generated,
+                       endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth,
+                       refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
+                       **overrides)
+        relay.on_exhausted = services.refine_reset_date
+        return services
 
     def served_models(self) -> List[ModelInfo]:
         """Kiro models plus user aliases (each alias shows its target's limits)."""
@@ -102,7 +115,48 @@ class Services:
                                        base.images, base.thinking_efforts))
         return infos
 
+    def sync_models(self, force: bool = False) -> bool:
+        """Replace the built-in model list with an account's catalogue when it is stale.
+
+        Network I/O; runs on the refresh thread or a short-lived thread, never on a request.
+        """
+        ttl = self.settings.model_catalog_ttl
+        if not ttl:
+            return False
+        updated = self.catalog.updated_at
+        if not force and updated is not None and time.time() - updated < ttl:
+            return False
+        active = [a["id"] for a in self.pool.summaries() if a["state"] == "active"]
+        for account_id in active[:2]:
+            try:
+                creds = self.refresher.ensure_fresh(account_id)
+                models = self.client.list_models(creds)
+            except (ProxyError, RefreshError) as exc:
+                log.warning("model catalogue from account %s failed: %s", account_id, exc)
+                continue
+            if models:
+                self.catalog.replace(models)
+                log.info("model catalogue: %d models from account %s", len(models), account_id)
+                return True
+        return False
+
+    def sync_models_soon(self) -> None:
+        """Fetch the catalogue in the background (after an account is added)."""
+        if self.settings.model_catalog_ttl and self.catalog.source == "builtin":
+            threading.Thread(target=self.sync_models, name="kiroproxy-models", daemon=True).start()
+
+    def refine_reset_date(self, account_id: str) -> None:
+        """After a quota 402, ask Kiro when the credits come back and park the account until then."""
+        def run() -> None:
+            until = self.monitor.reset_date(account_id)
+            if until and until > time.time():
+                self.pool.park(account_id, until, self.pool.summary(account_id)["reason"] or "credits exhausted")
+
+        threading.Thread(target=run, name="kiroproxy-reset-date", daemon=True).start()
+
     def start(self) -> None:
+        self.refresher.tasks.append(Adopter(self.pool, lambda: self.settings.scan_home_path).run_once)
+        self.refresher.tasks.append(self.sync_models)
         self.refresher.start()
 
     def close(self) -> None:

@@ -131,6 +131,16 @@ def _text(data: Mapping[str, Any], *names: str) -> Optional[str]:
     return None
 
 
+def _scopes(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(value)
+    raise BadRequest("scopes must be a string or a list of strings", param="scopes")
+
+
 def from_token_file(data: Mapping[str, Any], *, registration: Optional[Mapping[str, Any]] = None,
                     account_id: Optional[str] = None, name: str = "", source_path: Optional[str] = None,
                     now: Optional[float] = None) -> Credentials:
@@ -161,7 +171,10 @@ def from_token_file(data: Mapping[str, Any], *, registration: Optional[Mapping[s
     if merged.get("expiresAt") or merged.get("expires_at"):
         expires_at = parse_time(merged.get("expiresAt") or merged.get("expires_at"))
     elif expires_in:
-        expires_at = (time.time() if now is None else now) + float(expires_in) - 60
+        try:
+            expires_at = (time.time() if now is None else now) + float(expires_in) - 60
+        except (TypeError, ValueError):
+            raise BadRequest(f"expiresIn must be a number of seconds, got {expires_in!r}") from None
     else:
         expires_at = 0.0
     provider = _text(merged, "provider") or ("BuilderId" if method == IDC else "")
@@ -181,7 +194,7 @@ def from_token_file(data: Mapping[str, Any], *, registration: Optional[Mapping[s
         client_id_hash=_text(merged, "clientIdHash"),
         client_secret_expires_at=parse_time(registration.get("expiresAt")) if registration else None,
         token_endpoint=_text(merged, "tokenEndpoint"),
-        scopes=" ".join(merged["scopes"]) if isinstance(merged.get("scopes"), list) else _text(merged, "scopes"),
+        scopes=_scopes(merged.get("scopes")),
         start_url=_text(merged, "startUrl", "start_url"),
         machine_id=_text(merged, "machineId") or machine_id_for(client_id or refresh),
         source_path=source_path,

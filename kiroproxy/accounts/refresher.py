@@ -37,7 +37,8 @@ class Refresher:
         self._failures: Dict[str, int] = defaultdict(int)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.listeners: list = []
+        self.listeners: list = []  # listener(account_id) after each successful refresh
+        self.tasks: list = []      # task() on every background pass (catalogue sync...)
 
     def _lock_for(self, account_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -47,23 +48,27 @@ class Refresher:
         return not creds.access_token or creds.expires_within(margin, self.clock())
 
     def ensure_fresh(self, account_id: str, *, stale_token: Optional[str] = None,
-                     force: bool = False) -> Credentials:
+                     force: bool = False, margin: Optional[float] = None,
+                     background: bool = False) -> Credentials:
         """Credentials with a usable access token.
 
         `stale_token`: the upstream rejected this token; refresh unless another thread already
-        replaced it. `force`: refresh now regardless. Raises RefreshError when refreshing fails
-        and the current token cannot be used; a permanent failure marks the account unhealthy.
+        replaced it. `force`: refresh now regardless. `margin`: refresh when fewer seconds remain.
+        `background`: report every failure (a request instead keeps using a still-valid token).
+        Raises RefreshError when refreshing fails and the current token cannot be used; a
+        permanent failure marks the account unhealthy.
         """
+        margin = self.margin if margin is None else margin
         creds = self.pool.creds(account_id)
-        if not force and stale_token is None and not self._needs_refresh(creds, self.margin):
+        if not force and stale_token is None and not self._needs_refresh(creds, margin):
             return creds
         with self._lock_for(account_id):
-            creds = self.pool.creds(account_id)
+            creds = self.pool.creds(account_id)  # another thread may have refreshed meanwhile
             if stale_token is not None and creds.access_token != stale_token:
                 return creds
-            if not force and stale_token is None and not self._needs_refresh(creds, self.margin):
+            if not force and stale_token is None and not self._needs_refresh(creds, margin):
                 return creds
-            return self._refresh(creds, usable_if_failed=stale_token is None and not force)
+            return self._refresh(creds, usable_if_failed=stale_token is None and not force and not background)
 
     def _refresh(self, creds: Credentials, usable_if_failed: bool) -> Credentials:
         account_id = creds.id
@@ -117,8 +122,9 @@ class Refresher:
             if self._stop.is_set():
                 break
             try:
-                self.ensure_fresh(account_id, force=True)
-                done += 1
+                before = self.refreshes[account_id]
+                self.ensure_fresh(account_id, margin=self.margin + self._jitter(account_id), background=True)
+                done += self.refreshes[account_id] - before
             except RefreshError as exc:
                 if not exc.permanent:
                     failures = self._failures[account_id]
@@ -136,7 +142,14 @@ class Refresher:
         self._thread.start()
 
     def _loop(self) -> None:
+        # A short pause first: start-up finishes (and requests refresh what they need) before the pass.
+        self._stop.wait(min(5.0, self.interval))
         while not self._stop.is_set():
+            for task in self.tasks:  # first: adopting tokens Kiro wrote may make a refresh unnecessary
+                try:
+                    task()
+                except Exception:  # a periodic task must never stop token refreshing
+                    log.exception("background task %r failed", task)
             self.run_once()
             self._stop.wait(self.interval * (0.9 + 0.2 * self.rng.random()))
 

@@ -257,13 +257,13 @@ def encode_stream(stream: chat.Stream, *, model: str, message_id: Optional[str] 
     """The Messages SSE event sequence, one or more events per neutral event, as they arrive."""
     start_usage = {"input_tokens": stream.input_tokens, "output_tokens": 1,
                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    yield sse({"type": "message_start", "message": {
-        "id": message_id or new_id(), "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start")
-    yield sse({"type": "ping"}, "ping")
     blocks = _Blocks()
     usage = chat.Usage(input_tokens=stream.input_tokens)
     try:
+        yield sse({"type": "message_start", "message": {
+            "id": message_id or new_id(), "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start")
+        yield sse({"type": "ping"}, "ping")
         for event in stream:
             if isinstance(event, chat.TextDelta):
                 if blocks.kind != "text":

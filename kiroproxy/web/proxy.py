@@ -9,14 +9,14 @@ import json
 import logging
 from contextlib import closing
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import chat, tokens
+from .. import chat
 from ..errors import BadRequest, ProxyError, Unauthorized
 from ..exchange import Exchange
-from ..protocols import anthropic, sse
+from ..protocols import anthropic, gemini, openai, sse
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,13 @@ def check_client_key() -> None:
 
 
 def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
-               render: Callable[[chat.Reply, chat.ChatRequest], Any],
-               encode: Callable[[chat.Stream, chat.ChatRequest], Any]) -> Response:
-    """Parse, open the relay, then render or stream; every failure answers in `proto`'s shape."""
+               render: Callable[[chat.Reply, chat.ChatRequest, Any], Any],
+               encode: Callable[[chat.Stream, chat.ChatRequest, Any], Iterable[bytes]],
+               mimetype: str = "text/event-stream") -> Response:
+    """Parse, open the relay, then render or stream; every failure answers in `proto`'s shape.
+
+    render(reply, req, body) returns the JSON document; encode(stream, req, body) yields the
+    streamed bytes (it must close the stream when done)."""
     svc = services()
     exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "")
     svc.relay.begin(exchange)
@@ -92,38 +96,20 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
                 reply = chat.collect(stream)
         except ProxyError as error:
             return error_response(proto, error)
-        return jsonify(render(reply, req))
-    response = Response(encode(stream, req), mimetype="text/event-stream", headers=sse.HEADERS)
+        return jsonify(render(reply, req, body))
+    response = Response(encode(stream, req, body), mimetype=mimetype, headers=sse.HEADERS)
     response.call_on_close(stream.close)
     return response
 
 
-# ----- Anthropic ---------------------------------------------------------------------------
+# ----- which protocol a request speaks -----------------------------------------------------
 
 
-@bp.post("/v1/messages")
-def messages() -> Response:
-    return relay_call(
-        anthropic, anthropic.parse,
-        lambda reply, req: anthropic.render(reply, model=req.model),
-        lambda stream, req: anthropic.encode_stream(stream, model=req.model))
-
-
-@bp.post("/v1/messages/count_tokens")
-def count_tokens() -> Response:
-    try:
-        check_client_key()
-        req = anthropic.parse(json_body(), count_only=True)
-        services().catalog.resolve(req.model)
-    except ProxyError as error:
-        return error_response(anthropic, error)
-    return jsonify({"input_tokens": tokens.count_request(req)})
-
-
-# ----- models (shared by the protocols) ----------------------------------------------------
+GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent", ":countTokens")
 
 
 def model_shape() -> str:
+    """/v1/models is claimed by all three APIs: decide by the headers the client sent."""
     if request.headers.get("anthropic-version"):
         return "anthropic"
     if request.headers.get("x-goog-api-key") or request.args.get("key"):
@@ -131,47 +117,13 @@ def model_shape() -> str:
     return "openai"
 
 
-CREATED = 1735689600  # 2025-01-01: a fixed creation time for models Kiro does not date
-
-
-def model_entry(shape: str, info) -> dict:
-    if shape == "anthropic":
-        return {"type": "model", "id": info.id, "display_name": info.display_name,
-                "created_at": "2025-01-01T00:00:00Z", "max_input_tokens": info.context_window,
-                "max_tokens": info.max_output}
-    return {"id": info.id, "object": "model", "created": CREATED, "owned_by": "kiro"}
-
-
-@bp.get("/v1/models")
-def models() -> Response:
-    svc = services()
-    shape = model_shape()
-    try:
-        check_client_key()
-    except ProxyError as error:
-        return error_response(anthropic, error)
-    infos = svc.served_models()
-    entries = [model_entry(shape, info) for info in infos]
-    if shape == "anthropic":
-        return jsonify({"data": entries, "has_more": False,
-                        "first_id": entries[0]["id"] if entries else None,
-                        "last_id": entries[-1]["id"] if entries else None})
-    return jsonify({"object": "list", "data": entries})
-
-
-@bp.get("/v1/models/<path:model_id>")
-def model(model_id: str) -> Response:
-    svc = services()
-    shape = model_shape()
-    try:
-        check_client_key()
-        for info in svc.served_models():
-            if info.id == model_id:
-                return jsonify(model_entry(shape, info))
-        resolved = svc.catalog.resolve(model_id)
-        info = svc.catalog.info(resolved)
-    except ProxyError as error:
-        return error_response(anthropic, error)
-    entry = model_entry(shape, info)
-    entry["id"] = model_id
-    return jsonify(entry)
+def protocol_for_request() -> ModuleType:
+    """Whose error shape fits a request that failed before reaching a view (404, 405, 413...)."""
+    path = request.path
+    if path.startswith("/v1/messages"):
+        return anthropic
+    if path.startswith(("/v1beta/", "/v1alpha/")) or path.endswith(GEMINI_ACTIONS):
+        return gemini
+    if "/models" in path:
+        return {"anthropic": anthropic, "gemini": gemini}.get(model_shape(), openai)
+    return openai

@@ -11,7 +11,7 @@ import requests
 
 from kiroproxy.app import create_app
 from kiroproxy.config import load
-from kiroproxy.server import create_server, stop
+from kiroproxy.server import create_server, run_until, stop
 from kiroproxy.services import Services
 from tests import factories
 from tests.fakes.kiro import FakeKiro
@@ -43,11 +43,17 @@ class Proxy:
         self.app = create_app(self.settings, self.services)
         self.server = create_server(self.app, "127.0.0.1", 0, threads=self.settings.threads)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=run_until, args=(self.server, self.stopping), daemon=True)
         self.thread.start()
         self.services.start()
         self.http = requests.Session()
         self.http.trust_env = False
+        self._on_stop: list = []
+
+    def on_stop(self, callback: Callable[[], Any]) -> None:
+        """Run callback when the proxy stops (close SDK clients a test created)."""
+        self._on_stop.append(callback)
 
     def admin(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = kw.pop("headers", {})
@@ -60,11 +66,14 @@ class Proxy:
         return response.json()["account"]["id"]
 
     def stop(self) -> None:
+        for callback in self._on_stop:
+            callback()
         self.http.close()
-        self.services.close()
-        stop(self.server)
+        self.stopping.set()  # the loop exits between polls; then nothing races the sockets we close
         self.thread.join(timeout=5)
         assert not self.thread.is_alive(), "the server loop did not stop"
+        stop(self.server)
+        self.services.close()
 
 
 @pytest.fixture
@@ -89,6 +98,7 @@ def make_proxy(tmp_path: Path, fake: FakeKiro) -> Iterator[Callable[..., Proxy]]
         }
         base_env.update(env or {})
         settings.setdefault("retry_backoff_seconds", 0.01)
+        settings.setdefault("model_catalog_ttl", 0)  # the built-in list, unless a test asks for the upstream one
         proxy = Proxy(home, fake, settings, base_env)
         started.append(proxy)
         return proxy

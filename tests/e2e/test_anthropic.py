@@ -23,8 +23,11 @@ PNG = base64.b64encode(bytes.fromhex(
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
 
 
-def sdk(proxy, **kw) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=proxy.url, api_key="sk-test", max_retries=0, timeout=30, **kw)
+def sdk(proxy, api_key: str = "sk-test", **kw) -> anthropic.Anthropic:
+    """An SDK client closed with the proxy (so no socket outlives the test)."""
+    client = anthropic.Anthropic(base_url=proxy.url, api_key=api_key, max_retries=0, timeout=30, **kw)
+    proxy.on_stop(client.close)
+    return client
 
 
 def current(recorded) -> dict:
@@ -305,7 +308,7 @@ def test_claude_code_shaped_request_is_accepted(proxy, fake):
     ({"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "hi"}]}, 400, "max_tokens"),
     ({"model": "claude-sonnet-4", "max_tokens": 10, "messages": []}, 400, "messages"),
     ({"model": "claude-sonnet-4", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]}, 400, "role"),
-    ({"model": "gpt-9-unknown", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}, 404,
+    ({"model": "llama-3-70b", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}, 404,
      "claude-sonnet-4.6"),
 ])
 def test_bad_requests_get_anthropic_errors(proxy, body, status, fragment):
@@ -347,9 +350,9 @@ def test_client_keys_enforced_when_configured(make_proxy):
     proxy = make_proxy(api_keys=["sk-good"])
     proxy.add_account("acc-A")
     with pytest.raises(anthropic.AuthenticationError):
-        anthropic.Anthropic(base_url=proxy.url, api_key="sk-bad", max_retries=0).messages.create(
+        sdk(proxy, "sk-bad").messages.create(
             model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
-    ok = anthropic.Anthropic(base_url=proxy.url, api_key="sk-good", max_retries=0).messages.create(
+    ok = sdk(proxy, "sk-good").messages.create(
         model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert ok.content[0].text
 

@@ -11,6 +11,7 @@ from .conftest import wait_for
 
 def ask(proxy, **kw):
     client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-test", max_retries=0, timeout=30)
+    proxy.on_stop(client.close)
     body = {"model": "claude-sonnet-4-6", "max_tokens": 256, "messages": [{"role": "user", "content": "hi"}]}
     body.update(kw)
     return client.messages.create(**body)
@@ -75,6 +76,7 @@ def test_bad_crc_mid_stream_becomes_an_error_event(proxy, fake):
     proxy.add_account("acc-A")
     fake.queue(Script().text("good start").bad_crc().context_usage())
     client = anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0)
+    proxy.on_stop(client.close)
     with pytest.raises(anthropic.APIStatusError) as caught:
         with client.messages.stream(model="claude-sonnet-4-6", max_tokens=64,
                                     messages=[{"role": "user", "content": "hi"}]) as stream:

@@ -6,6 +6,7 @@ Test support only: it never leaves 127.0.0.1 and never sleeps on the test's beha
     with FakeKiro() as fake:                          # or fake = FakeKiro().start(); ...; fake.stop()
         fake.queue(text_answer("Hi"), token="acc-A")  # chat: this access token's queue first,
         fake.queue(throttled("3"))                    # then the shared FIFO, then default_script()
+        fake.route(lambda r: "score" in r.body.decode(), text_answer("{}"))  # before any queue, every match
         fake.queue_refresh(Reply(400, {"error": "invalid_grant"}), refresh_token="rt-A")
         fake.queue_token(Reply(400, {"error": "authorization_pending"}), grant=DEVICE_CODE_GRANT)
         fake.queue_models(Reply(500)); fake.queue_usage(Reply(403)); fake.queue_json("POST", "/x", Reply())
@@ -31,7 +32,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Set
+from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from requests.structures import CaseInsensitiveDict
@@ -117,6 +118,7 @@ class FakeKiro:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queues = _Queues()
+        self._routes: List[Tuple[Callable[[Recorded], bool], Script]] = []
         self._events: Dict[str, threading.Event] = {}
         self._reached: Set[str] = set()
         self._requests: List[Recorded] = []
@@ -169,6 +171,15 @@ class FakeKiro:
             raise RuntimeError("FakeKiro is not started")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def route(self, predicate: Callable[[Recorded], bool], script: Script) -> None:
+        """Answer every chat request for which predicate(recorded) is true with `script`.
+
+        Routes are checked in the order added, before the queues, and stay until the fake stops:
+        for a client that makes a side call (e.g. Gemini CLI's JSON router) an unknown number of times.
+        """
+        with self._lock:
+            self._routes.append((predicate, script))
 
     def queue(self, *scripts: Script, token: Optional[str] = None) -> None:
         """Chat answers, FIFO. With `token`, only requests bearing that access token take them."""
@@ -264,9 +275,12 @@ class FakeKiro:
                 self._refresh_tokens.append(changes["refresh_token"])
             self._changed.notify_all()
 
-    def _next_script(self, token: Optional[str]) -> Script:
+    def _next_script(self, request: Recorded) -> Script:
         with self._lock:
-            return self._queues.pop(("chat", token), ("chat", None)) or default_script()
+            for predicate, script in self._routes:
+                if predicate(request):
+                    return script
+            return self._queues.pop(("chat", request.token), ("chat", None)) or default_script()
 
     def _next_reply(self, *keys: Hashable) -> Optional[Reply]:
         with self._lock:
@@ -335,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake._record(request=request)
         route = self._route(request)
         if route == "chat":
-            _Stream(self, request.token).run(self.fake._next_script(request.token))
+            _Stream(self, request.token).run(self.fake._next_script(request))
         elif route == "models":
             self._models(request)
         elif route == "usage":

@@ -1,0 +1,135 @@
+"""Stored Responses API answers, so `previous_response_id` and `GET /v1/responses/{id}` work.
+
+One gzip-compressed JSON file per response in a private directory, bounded by count (oldest
+evicted first). An in-memory index is built once at start; no save rescans the directory.
+Never lets a client-supplied id name a path outside that directory.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import threading
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import List, Optional
+
+from .jsondb import write_atomic
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".json.gz"
+# "resp_" plus URL-safe characters only: no dots or slashes, so an id can never leave the directory.
+ID_PATTERN = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+
+
+def is_valid_id(response_id: object) -> bool:
+    return isinstance(response_id, str) and ID_PATTERN.fullmatch(response_id) is not None
+
+
+class ResponseStore:
+    """Thread-safe and bounded. max_entries 0 stores nothing (and empties the directory at start).
+
+    get() answers None for unknown, invalid, evicted or unreadable ids; save() logs and drops a
+    record it cannot write, so neither ever turns into a 500 for the client.
+    """
+
+    def __init__(self, path: Path, max_entries: int = 1000) -> None:
+        self.path = Path(path)
+        self.max_entries = max(0, int(max_entries))
+        self._lock = threading.Lock()
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        self._index: OrderedDict[str, None] = OrderedDict((rid, None) for rid in self._scan())
+        with self._lock:
+            evicted = self._over_limit()
+        self._delete(evicted)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._index)
+
+    def ids(self) -> List[str]:
+        """Stored ids, oldest first."""
+        with self._lock:
+            return list(self._index)
+
+    def get(self, response_id: str) -> Optional[dict]:
+        if not is_valid_id(response_id):
+            log.debug("refusing to look up malformed response id %r", str(response_id)[:80])
+            return None
+        file = self._file(response_id)
+        try:
+            with gzip.open(file, "rb") as handle:
+                record = json.loads(handle.read().decode("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            # gzip.BadGzipFile is an OSError; a bad JSON or UTF-8 payload is a ValueError.
+            log.warning("stored response %s is unreadable (%s); treating it as missing", file.name, exc)
+            return None
+        if not isinstance(record, dict):
+            log.warning("stored response %s does not hold an object; treating it as missing", file.name)
+            return None
+        return record
+
+    def save(self, response_id: str, record: dict) -> None:
+        """Store `record` under `response_id` (a programming error raises ValueError if invalid)."""
+        if not is_valid_id(response_id):
+            raise ValueError(f"not a storable response id: {str(response_id)[:80]!r}")
+        if self.max_entries == 0:
+            return
+        data = gzip.compress(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+                             compresslevel=6, mtime=0)
+        try:
+            write_atomic(self._file(response_id), data, 0o600)
+        except OSError as exc:
+            log.error("could not store response %s: %s", response_id, exc)
+            return
+        with self._lock:
+            self._index[response_id] = None
+            self._index.move_to_end(response_id)
+            evicted = self._over_limit()
+        self._delete(evicted)
+
+    # ----- internals -------------------------------------------------------------------------
+
+    def _file(self, response_id: str) -> Path:
+        return self.path / (response_id + SUFFIX)
+
+    def _scan(self) -> List[str]:
+        """Stored ids from the directory, oldest first (by modification time, then name)."""
+        found = []
+        for entry in os.scandir(self.path):
+            name = entry.name
+            if not name.endswith(SUFFIX) or not entry.is_file():
+                continue  # temp files of interrupted writes, strays
+            response_id = name[:-len(SUFFIX)]
+            if not is_valid_id(response_id):
+                continue
+            try:
+                found.append((entry.stat().st_mtime_ns, response_id))
+            except FileNotFoundError:
+                continue
+        found.sort()
+        return [response_id for _, response_id in found]
+
+    def _over_limit(self) -> List[str]:
+        """Pop the oldest ids beyond max_entries from the index; the caller deletes their files."""
+        evicted = []
+        while len(self._index) > self.max_entries:
+            response_id, _ = self._index.popitem(last=False)
+            evicted.append(response_id)
+        return evicted
+
+    def _delete(self, response_ids: List[str]) -> None:
+        for response_id in response_ids:
+            try:
+                self._file(response_id).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove evicted response %s: %s", response_id, exc)
