@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
 from .services import Services
-from .web import admin, completions, gemini, messages, models, proxy  # noqa: F401  (routes register on proxy.bp)
+from .web import admin, completions, flows, gemini, logins, messages, models, proxy  # noqa: F401  (routes register)
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,23 @@
-"""Command line: `serve` (the default) runs the proxy; more commands build on the admin API.
+"""Command line: `serve` (the default) runs the proxy; `login` signs in to Kiro and adds the account,
+through the running server's admin API when there is one, else on the data directory directly.
 
-The only module that prints and configures logging.
+The only module that prints and configures logging; the sign-in logic lives in accounts.logins.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import List, Optional
+import time
+from dataclasses import fields
+from typing import Any, List, Optional, Tuple
+
+import requests
 
 from . import __version__
-from .config import ConfigError, load
+from .accounts.logins import SUCCESS, DeviceStart, PollResult, SocialStart, follow
+from .config import ConfigError, Settings, load
+from .errors import ProxyError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,7 +27,27 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the proxy server (default)")
     add_serve_flags(serve)
     add_serve_flags(root)
+    add_login_command(commands)
     return root
+
+
+def add_login_command(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", help="the running proxy's URL (default: http://<host>:<port> from the settings)")
+    common.add_argument("--admin-key", dest="admin_key", help="the admin key (default: the configured or stored one)")
+    # SUPPRESS: an unset flag here must not hide the same flag given before `login`.
+    common.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS, help="data directory")
+    common.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, help="DEBUG ... ERROR")
+    login = commands.add_parser("login", help="sign in to Kiro and add the account")
+    methods = login.add_subparsers(dest="method", metavar="{builder-id,google,github}")
+    methods.required = True
+    builder = methods.add_parser("builder-id", parents=[common],
+                                 help="AWS Builder ID or IAM Identity Center (a code to approve in any browser)")
+    builder.add_argument("--region", help="the OIDC region (default: the configured region)")
+    builder.add_argument("--start-url", dest="start_url", help="your Identity Center start URL (Enterprise)")
+    for name in ("google", "github"):
+        methods.add_parser(name, parents=[common], help=f"Kiro's {name.capitalize()} sign-in (paste the "
+                                                        "URL the browser ends on)")
 
 
 def add_serve_flags(p: argparse.ArgumentParser) -> None:
@@ -39,8 +66,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as exc:
         print(f"kiroproxy: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
+    quiet = args.command == "login" and not flags["log_level"]  # a sign-in prints its own progress
+    logging.basicConfig(level="WARNING" if quiet else settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "login":
+        return run_login(settings, args)
     return run_server(settings)
 
 
@@ -56,9 +86,148 @@ def run_server(settings) -> int:
               f"    {services.admin_key}", flush=True)
 
     def ready(server) -> None:
+        services.listen = f"{settings.host}:{server.effective_port}"
         services.start()
         print(f"kiroproxy {__version__} listening on http://{settings.host}:{server.effective_port} "
               f"(data in {services.home}; {len(services.pool.ids())} account(s))", flush=True)
 
     serve(app, settings.host, settings.port, settings.threads, on_ready=ready, on_stop=services.close)
+    return 0
+
+
+class AdminApi:
+    """The running server's sign-in endpoints, answering like accounts.logins.Logins."""
+
+    def __init__(self, url: str, key: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.http.trust_env = False  # loopback: no proxy from the environment
+        self.http.headers["Authorization"] = f"Bearer {key}"
+        self.timeout = timeout
+
+    def probe(self) -> int:
+        """The status of GET /api/accounts, 0 when nothing answers."""
+        try:
+            return self.http.get(self.url + "/api/accounts", timeout=5).status_code
+        except requests.RequestException:
+            return 0
+
+    def _call(self, method: str, path: str, **kw: Any) -> dict:
+        try:
+            response = self.http.request(method, self.url + "/api" + path, timeout=self.timeout, **kw)
+            data = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ProxyError(f"the server at {self.url} failed: {type(exc).__name__}", status=502) from None
+        if response.status_code >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            message = error.get("message") if isinstance(error, dict) else f"HTTP {response.status_code}"
+            raise ProxyError(str(message), status=response.status_code)
+        return data
+
+    def start_device(self, region: Optional[str], start_url: Optional[str]) -> DeviceStart:
+        return _build(DeviceStart, self._call("POST", "/kiro/login/start",
+                                              json={"region": region, "start_url": start_url}))
+
+    def poll(self, login_id: str) -> PollResult:
+        return _build(PollResult, self._call("GET", "/kiro/login/poll", params={"id": login_id}))
+
+    def cancel(self, login_id: str) -> PollResult:
+        return _build(PollResult, self._call("POST", "/kiro/login/cancel", json={"id": login_id}))
+
+    def start_social(self, provider: str) -> SocialStart:
+        return _build(SocialStart, self._call("POST", "/kiro/social/start", json={"provider": provider}))
+
+    def exchange(self, pasted: str, login_id: str) -> PollResult:
+        return _build(PollResult, self._call("POST", "/kiro/social/exchange", json={"url": pasted, "id": login_id}))
+
+    def describe(self, account_id: str) -> dict:
+        return self._call("GET", f"/accounts/{account_id}")["account"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _build(cls: Any, data: dict) -> Any:
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def run_login(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        backend, close = login_backend(settings, args)
+    except ProxyError as exc:
+        print(f"kiroproxy: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        if args.method == "builder-id":
+            return login_device(backend, args.region, args.start_url)
+        return login_social(backend, args.method)
+    except ProxyError as exc:
+        print(f"kiroproxy: sign-in failed: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        close()
+
+
+def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, Any]:
+    """(backend, close): the server's admin API when it answers, else the data directory itself."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.server or f"http://{host}:{settings.port}"
+    key_file = settings.home / "admin.key"
+    key = args.admin_key or settings.admin_key or (key_file.read_text().strip() if key_file.exists() else "")
+    api = AdminApi(url, key)
+    status = api.probe()
+    if status == 200:
+        print(f"Signing in through the server at {url}", flush=True)
+        return api, api.close
+    api.close()
+    if status == 401:
+        raise ProxyError(f"the server at {url} refused the admin key; pass --admin-key")
+    if args.server:
+        raise ProxyError(f"no kiroproxy server answers at {url}")
+    from .services import Services
+
+    services = Services.build(settings)
+    print(f"No server at {url}; adding the account to {services.home} directly "
+          "(if a server uses that directory on another port, stop and pass --server)", flush=True)
+    return services.logins, services.close
+
+
+def login_device(backend: Any, region: Optional[str], start_url: Optional[str]) -> int:
+    started = backend.start_device(region, start_url)
+    try:
+        print(f"\nOpen this page in a browser (on any machine) and approve the sign-in:\n\n"
+              f"    {started.verification_uri_complete}\n\n"
+              f"(or open {started.verification_uri} and enter the code {started.user_code})\n"
+              f"Waiting for approval (expires in {started.expires_in:.0f} s; Ctrl-C cancels)...", flush=True)
+        result = follow(lambda: backend.poll(started.id), time.sleep)
+    except KeyboardInterrupt:
+        backend.cancel(started.id)
+        print("Cancelled.", file=sys.stderr)
+        return 1
+    return report(backend, result)
+
+
+def login_social(backend: Any, provider: str) -> int:
+    started = backend.start_social(provider)
+    print(f"\nOpen this page in a browser (on any machine) and sign in with {started.provider}:\n\n"
+          f"    {started.url}\n\n"
+          "The browser then tries to open a kiro:// link; an error page there is fine.\n"
+          "Paste the URL your browser ended on (kiro://kiro.kiroAgent/authenticate-success?code=...):", flush=True)
+    try:
+        pasted = sys.stdin.readline()
+    except KeyboardInterrupt:
+        pasted = ""
+    if not pasted.strip():
+        backend.cancel(started.id)
+        print("Cancelled: nothing was pasted.", file=sys.stderr)
+        return 1
+    return report(backend, backend.exchange(pasted.strip(), login_id=started.id))
+
+
+def report(backend: Any, result: PollResult) -> int:
+    if result.status != SUCCESS or not result.account_id:
+        print(f"Sign-in {result.status}: {result.message}", file=sys.stderr)
+        return 1
+    account = backend.describe(result.account_id)
+    print(f"Signed in: account {result.account_id} ({account.get('name') or account.get('provider')})", flush=True)
     return 0

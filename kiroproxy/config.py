@@ -58,6 +58,11 @@ class Settings(BaseModel):
     strong_model: str = "claude-opus-4.5"
     model_catalog_ttl: float = Field(3600.0, ge=0)
 
+    # flows: the record of every request
+    flows_max_count: int = Field(10_000, ge=0)
+    flows_max_mb: float = Field(512.0, ge=0)
+    flows_max_age_days: float = Field(30.0, ge=0)
+
     # stored Responses API answers (previous_response_id)
     responses_max_entries: int = Field(1000, ge=0)
 

@@ -31,7 +31,9 @@ class Exchange:
     requested_model: str = ""
     stream: bool = False
     body: Any = None               # the client's JSON body (no headers)
+    headers: Dict[str, str] = field(default_factory=dict)  # safe headers only (redaction.safe_headers)
     client: str = ""
+    request: Any = None            # the parsed chat.ChatRequest, once parsing succeeded
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     model: str = ""                # upstream model actually used
     account_id: Optional[str] = None

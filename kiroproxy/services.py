@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, List
 
+from .accounts.logins import Logins
 from .accounts.monitor import Adopter, Monitor
 from .accounts.pool import AccountPool
 from .accounts.refresher import Refresher
@@ -20,12 +21,15 @@ from .config import Settings
 from .errors import ProxyError
 from .kiro.auth import Authenticator, RefreshError
 from .kiro.client import KiroClient
+from .kiro.login import KiroLogin
 from .kiro.models import Catalog, ModelInfo
 from .kiro.transport import ClientIdentity, Endpoints, Sessions
 from .protocols import gemini, openai
 from .relay import Relay
+from .store.flows import FlowStore
 from .store.jsondb import JsonDB, write_atomic
 from .store.responses import ResponseStore
+from .store.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,30 @@ def admin_key_for(settings: Settings, home: Path) -> tuple:
     return key, True
 
 
+def known_secrets(keys: List[str], pool: AccountPool) -> List[str]:
+    """Every secret value we know of (keys plus account tokens), masked wherever stored text has it."""
+    found = list(keys)
+    for account_id in pool.ids():
+        try:
+            creds = pool.creds(account_id)
+        except ProxyError:
+            continue  # removed meanwhile
+        found += [creds.access_token, creds.refresh_token, creds.client_secret or ""]
+    return [s for s in found if s]
+
+
+def _account_name(pool: AccountPool, account_id: str) -> str:
+    try:
+        return pool.creds(account_id).name
+    except ProxyError:
+        return ""
+
+
 class Services:
     def __init__(self, settings: Settings, **parts: Any) -> None:
         self.settings = settings
         self.started_at = time.time()
+        self.listen = settings.listen  # the CLI sets the real address once the port is bound
         for name, value in parts.items():
             setattr(self, name, value)
         self._closed = threading.Event()
@@ -90,17 +114,25 @@ class Services:
         catalog.add_rule(gemini.model_rule)
         responses = overrides.pop("responses", None) or ResponseStore(
             home / "responses", max_entries=settings.responses_max_entries)
+        stats = overrides.pop("stats", None) or Stats(home / "stats.json")
+        flows = overrides.pop("flows", None) or FlowStore(
+            home / "flows", stats, max_flows=settings.flows_max_count,
+            max_bytes=int(settings.flows_max_mb * 2**20), max_age_days=settings.flows_max_age_days,
+            secrets=lambda: known_secrets([admin_key, *settings.api_keys], pool),
+            account_name=lambda account_id: _account_name(pool, account_id))
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,
             max_attempts=settings.max_attempts, max_body_bytes=settings.max_body_bytes,
             read_timeout=settings.read_timeout, backoff=settings.retry_backoff_seconds,
-            keepalive=settings.keepalive_seconds)
+            keepalive=settings.keepalive_seconds, observers=[flows])
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
                                                             cache_seconds=settings.quota_cache_seconds)
+        logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,
+                                                         default_region=settings.region)
         services = cls(settings, home=home, monitor=monitor, admin_key=admin_key, admin_key_generated=generated,
-                       endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth,
+                       endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth, logins=logins,
                        refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
-                       **overrides)
+                       stats=stats, flows=flows, **overrides)
         relay.on_exhausted = services.refine_reset_date
         return services
 
@@ -155,6 +187,7 @@ class Services:
         threading.Thread(target=run, name="kiroproxy-reset-date", daemon=True).start()
 
     def start(self) -> None:
+        self.flows.start()
         self.refresher.tasks.append(Adopter(self.pool, lambda: self.settings.scan_home_path).run_once)
         self.refresher.tasks.append(self.sync_models)
         self.refresher.start()
@@ -164,6 +197,7 @@ class Services:
             return
         self._closed.set()
         self.refresher.stop()
+        self.flows.close()
         self.pool.flush()
         self.sessions.close()
         log.info("state flushed to %s", self.home)

@@ -17,6 +17,7 @@ from .. import chat
 from ..errors import BadRequest, ProxyError, Unauthorized
 from ..exchange import Exchange
 from ..protocols import anthropic, gemini, openai, sse
+from ..redaction import safe_headers
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,15 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     render(reply, req, body) returns the JSON document; encode(stream, req, body) yields the
     streamed bytes (it must close the stream when done)."""
     svc = services()
-    exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "")
+    exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "",
+                        headers=safe_headers(request.headers))
     svc.relay.begin(exchange)
     try:
         check_client_key()
         body = json_body()
         exchange.body = body
         req = parse(body)
-        exchange.requested_model, exchange.stream = req.model, req.stream
+        exchange.request, exchange.requested_model, exchange.stream = req, req.model, req.stream
         stream = svc.relay.open(req, exchange)
     except ProxyError as error:
         svc.relay.abort(exchange, error)

@@ -10,6 +10,7 @@ Test support only: it never leaves 127.0.0.1 and never sleeps on the test's beha
         fake.queue_refresh(Reply(400, {"error": "invalid_grant"}), refresh_token="rt-A")
         fake.queue_token(Reply(400, {"error": "authorization_pending"}), grant=DEVICE_CODE_GRANT)
         fake.queue_models(Reply(500)); fake.queue_usage(Reply(403)); fake.queue_json("POST", "/x", Reply())
+        fake.device_interval = 0; fake.device_expires_in = 1   # what /device_authorization answers
         fake.models = [...]; fake.models_page_size = 2; fake.usage = {...}; fake.rotate_refresh = True
         fake.wait_gate("gate", 5); fake.release("gate"); fake.wait_disconnect(5); fake.wait_streams(1, 5)
         fake.requests / fake.requests_to(path) / fake.wait_requests(n, path, timeout)  -> [Recorded]
@@ -18,10 +19,18 @@ Test support only: it never leaves 127.0.0.1 and never sleeps on the test's beha
 
 Routes: POST /generateAssistantResponse (also /SendMessageStreaming and RPC `POST /` by x-amz-target),
 GET /ListAvailableModels (nextToken paging), GET /getUsageLimits, POST /refreshToken, POST /token;
-anything else answers a queue_json reply or 404 JSON.
+sign-in (kiro-upstream.md §10): POST /client/register, POST /device_authorization, GET /login (the
+social sign-in page: answers the 302 to kiro://...?code=&state= a browser would follow) and
+POST /oauth/token (checks the PKCE verifier against the challenge /login saw: wrong -> 400).
+A queue_json reply for one of these paths answers first. Unscripted device-code polls succeed at
+once (script pending / slow_down with queue_token(..., grant=DEVICE_CODE_GRANT)). A POST
+/client/register without a clientName is not a registration: it answers like an unknown path.
+Issued refresh tokens are longer than 100 characters, as real ones are.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import logging
@@ -33,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Set, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
@@ -64,6 +73,7 @@ HTTP_ERROR = "http-error"      # the script answered a non-200 status
 STOPPED = "stopped"            # fake.stop() ended a held stream; the connection was cut
 
 _POLL = 0.01  # how often a held stream looks for a client disconnect, in seconds
+SOCIAL_REDIRECT_URI = "kiro://kiro.kiroAgent/authenticate-success"
 _RPC_OPERATIONS = {"GenerateAssistantResponse": "chat", "SendMessage": "chat",
                    "ListAvailableModels": "models", "GetUsageLimits": "usage"}
 
@@ -115,6 +125,10 @@ class FakeKiro:
         self.usage: dict = default_usage()
         self.profile_arn = SOCIAL_PROFILE_ARN
         self.rotate_refresh = False
+        self.device_interval = 5
+        self.device_expires_in = 600
+        self._clients: Dict[str, str] = {}             # clientId -> clientSecret (/client/register)
+        self._social_codes: Dict[str, str] = {}        # code -> code_challenge (/login), used once
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queues = _Queues()
@@ -289,8 +303,31 @@ class FakeKiro:
     def _issue_tokens(self, refresh_token: Optional[str]) -> dict:
         serial = next(self._serial)
         if self.rotate_refresh or not refresh_token:
-            refresh_token = f"fake-refresh-{serial}"
+            refresh_token = f"fake-refresh-{serial}-".ljust(120, "r")  # real ones are long; short ones are refused
         return {"accessToken": f"fake-access-{serial}", "refreshToken": refresh_token, "expiresIn": 3600}
+
+    def _register_client(self) -> Tuple[str, str]:
+        serial = next(self._serial)
+        client = (f"fake-client-{serial}", f"fake-client-secret-{serial}")
+        with self._lock:
+            self._clients[client[0]] = client[1]
+        return client
+
+    def _client_ok(self, client_id: Any, client_secret: Any) -> bool:
+        """Clients this fake registered must present their secret; others pass (older tests use any)."""
+        with self._lock:
+            known = self._clients.get(client_id)
+        return known is None or known == client_secret
+
+    def _issue_social_code(self, challenge: str) -> str:
+        code = f"fake-code-{next(self._serial)}"
+        with self._lock:
+            self._social_codes[code] = challenge
+        return code
+
+    def _redeem_social_code(self, code: Any) -> Optional[str]:
+        with self._lock:
+            return self._social_codes.pop(code, None) if isinstance(code, str) else None
 
     def _track(self, connection: socket.socket, alive: bool) -> None:
         with self._lock:
@@ -359,6 +396,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._refresh(request)
         elif route == "token":
             self._token(request)
+        elif route in _SIGN_IN:
+            scripted = self.fake._next_reply(("json", request.method, request.path))
+            if scripted is not None:
+                self._reply(scripted, {})
+            else:
+                getattr(self, _SIGN_IN[route])(request)
         else:
             reply = self.fake._next_reply(("json", request.method, request.path))
             self._reply(reply or Reply(404, {"message": f"no route for {request.method} {request.path}"}), {})
@@ -370,6 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
         return {("POST", "/generateAssistantResponse"): "chat", ("POST", "/SendMessageStreaming"): "chat",
                 ("GET", "/ListAvailableModels"): "models", ("GET", "/getUsageLimits"): "usage",
                 ("POST", "/refreshToken"): "refresh", ("POST", "/token"): "token",
+                ("POST", "/device_authorization"): "device", ("GET", "/login"): "login",
+                ("POST", "/oauth/token"): "social-token",
+                ("POST", "/client/register"): "register" if _field(request, "clientName") else "",
                 }.get((request.method, request.path), "")
 
     def _read_body(self) -> bytes:
@@ -408,11 +454,52 @@ class _Handler(BaseHTTPRequestHandler):
         if grant == REFRESH_GRANT:
             self.fake._record(refresh_token=sent or "")
         reply = self.fake._next_reply(("token", grant, sent), ("token", grant, None))
+        if reply is None and grant == DEVICE_CODE_GRANT and not self.fake._client_ok(
+                document.get("clientId"), document.get("clientSecret")):
+            reply = Reply(400, {"error": "invalid_client", "error_description": "Invalid client secret"})
         if grant in (REFRESH_GRANT, DEVICE_CODE_GRANT, AUTHORIZATION_CODE_GRANT):
             # Unscripted logins succeed at once; a later test scripts authorization_pending etc.
             self._reply(reply, {**self.fake._issue_tokens(sent), "tokenType": "Bearer"})
         else:
             self._reply(reply or Reply(400, {"error": "unsupported_grant_type"}), {})
+
+    def _register(self, request: Recorded) -> None:
+        client_id, client_secret = self.fake._register_client()
+        now = int(time.time())
+        self._reply(None, {"clientId": client_id, "clientSecret": client_secret, "clientIdIssuedAt": now,
+                           "clientSecretExpiresAt": now + 90 * 86400})
+
+    def _device(self, request: Recorded) -> None:
+        if not self.fake._client_ok(_field(request, "clientId"), _field(request, "clientSecret")):
+            self._reply(Reply(400, {"error": "invalid_client", "error_description": "Invalid client secret"}), {})
+            return
+        serial = next(self.fake._serial)
+        user_code = f"FAKE-{serial:04d}"
+        verification = self.fake.url + "/device"
+        self._reply(None, {"deviceCode": f"fake-device-code-{serial}", "userCode": user_code,
+                           "verificationUri": verification,
+                           "verificationUriComplete": f"{verification}?user_code={user_code}",
+                           "expiresIn": self.fake.device_expires_in, "interval": self.fake.device_interval})
+
+    def _login(self, request: Recorded) -> None:
+        query = request.query
+        if (query.get("idp") not in ("Google", "Github") or query.get("redirect_uri") != SOCIAL_REDIRECT_URI
+                or query.get("code_challenge_method") != "S256" or not query.get("code_challenge")
+                or not query.get("state")):
+            self._reply(Reply(400, {"message": "invalid sign-in request"}), {})
+            return
+        code = self.fake._issue_social_code(query["code_challenge"])
+        location = f"{SOCIAL_REDIRECT_URI}?{urlencode({'code': code, 'state': query['state']})}"
+        self._reply(Reply(302, {"location": location}, (("Location", location),)), {})
+
+    def _social_token(self, request: Recorded) -> None:
+        challenge = self.fake._redeem_social_code(_field(request, "code"))
+        verifier = _field(request, "code_verifier")
+        if (challenge is None or _field(request, "redirect_uri") != SOCIAL_REDIRECT_URI
+                or not isinstance(verifier, str) or _s256(verifier) != challenge):
+            self._reply(Reply(400, {"error": "invalid_grant", "message": "Invalid code or code verifier"}), {})
+            return
+        self._reply(None, {**self.fake._issue_tokens(None), "profileArn": self.fake.profile_arn})
 
     def _reply(self, reply: Optional[Reply], default_body: object) -> None:
         reply = reply or Reply()
@@ -428,6 +515,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+_SIGN_IN = {"register": "_register", "device": "_device", "login": "_login", "social-token": "_social_token"}
+
+
+def _field(request: Recorded, name: str) -> Any:
+    return request.json.get(name) if isinstance(request.json, dict) else None
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 class _Stream:

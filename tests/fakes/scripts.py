@@ -8,6 +8,7 @@ base script can be shared between tests. Pure data: nothing here touches sockets
     Script().slow_first_byte(5)                                    # waits before the status line
     throttled(retry_after="3"), bearer_invalid(), suspended(), monthly_limit(), server_error(),
     improperly_formed(), http_error(status, message, reason=None, headers=None, body=None)
+    Reply(400, {...}) for the JSON endpoints; oauth_error("authorization_pending") for token polls
 """
 from __future__ import annotations
 
@@ -187,6 +188,12 @@ class Reply:
     status: int = 200
     body: Optional[object] = None
     headers: Tuple[Tuple[str, str], ...] = ()
+
+
+def oauth_error(error: str, status: int = 400) -> Reply:
+    """An OIDC token error, e.g. a device-code poll: authorization_pending, slow_down,
+    expired_token, access_denied (kiro-upstream.md §10.1)."""
+    return Reply(status, {"error": error, "error_description": f"fake {error}"})
 
 
 def _model(model_id: str, name: str, rate: float, max_input: int = 200000, max_output: int = 64000,

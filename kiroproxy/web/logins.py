@@ -1,0 +1,85 @@
+"""Sign-in routes of the admin API: device login (Builder ID / Identity Center) and social login
+(Google / GitHub). They register on the admin blueprint, so they need the admin key too.
+
+Answers carry user codes and URLs the user needs, never device codes, verifiers, secrets or tokens.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any, Dict, Optional
+
+from flask import Response, jsonify, request
+
+from ..accounts.logins import SUCCESS, PollResult
+from ..errors import BadRequest
+from .admin import body_object, bp, services
+
+log = logging.getLogger(__name__)
+
+
+def _text(data: Dict[str, Any], name: str) -> Optional[str]:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string", param=name)
+    return value.strip() or None
+
+
+def _login_id(data: Dict[str, Any]) -> str:
+    login_id = _text(data, "id") or request.args.get("id", "").strip()
+    if not login_id:
+        raise BadRequest("id is required: the id POST /api/kiro/login/start answered", param="id")
+    return login_id
+
+
+def _answer(result: PollResult, status: int = 200) -> Response:
+    body = {k: v for k, v in asdict(result).items() if v not in (None, "")}
+    if result.status == SUCCESS and result.account_id:
+        body["account"] = services().pool.summary(result.account_id)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@bp.post("/kiro/login/start")
+def device_login_start() -> Response:
+    data = body_object()
+    start_url = _text(data, "start_url") or _text(data, "startUrl")
+    if start_url is not None and not start_url.startswith("https://"):
+        raise BadRequest("start_url must be your Identity Center start URL (https://...)", param="start_url")
+    started = services().logins.start_device(region=_text(data, "region"), start_url=start_url)
+    response = jsonify(asdict(started))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/kiro/login/poll")
+def device_login_poll() -> Response:
+    result = services().logins.poll(_login_id({}))
+    if result.status == SUCCESS:
+        services().sync_models_soon()
+    return _answer(result)
+
+
+@bp.post("/kiro/login/cancel")
+def device_login_cancel() -> Response:
+    return _answer(services().logins.cancel(_login_id(body_object())))
+
+
+@bp.post("/kiro/social/start")
+def social_login_start() -> Response:
+    started = services().logins.start_social(_text(body_object(), "provider") or "")
+    response = jsonify(asdict(started))
+    response.status_code = 201
+    return response
+
+
+@bp.post("/kiro/social/exchange")
+def social_login_exchange() -> Response:
+    data = body_object()
+    pasted = _text(data, "url") or _text(data, "code") or ""
+    result = services().logins.exchange(pasted, state=_text(data, "state"), login_id=_text(data, "id"))
+    services().sync_models_soon()
+    return _answer(result, 201)
