@@ -9,9 +9,13 @@ import re
 from typing import Any, Iterable, Mapping
 
 MASK = "[redacted]"
+# A key is secret when its last word names a credential; words start after `_`, `-`, `.` or at a
+# camelCase hump (openaiApiKey). A bare `key` or `token` is not: both name harmless things far more
+# often (schema properties, cache keys, pagination), and token-shaped values are masked anyway.
 SECRET_KEY = re.compile(
-    r"(^|[_\-.])(api[_\-]?key|authorization|access[_\-]?token|refresh[_\-]?token|id[_\-]?token|client[_\-]?secret|"
-    r"secret|password|passwd|session[_\-]?token|x-api-key|x-goog-api-key|cookie|bearer)$", re.I)
+    r"(?:^|[_\-.]|(?<=[a-z0-9])(?=[A-Z]))(?i:api[_\-]?keys?|authorization|"
+    r"(?:access|refresh|id|session|auth)[_\-]?token|client[_\-]?secret|(?:secret|private)(?:[_\-]?access)?[_\-]?key|"
+    r"secret|password|passwd|cookie|bearer)$")
 # Kiro access/refresh tokens and common API-key shapes, masked even where nobody told us about them.
 TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}|\bksk_[A-Za-z0-9]{16,}")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
@@ -40,6 +44,7 @@ def _walk(value: Any, secrets: list) -> Any:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """`secrets` are masked in the order given: pass them longest first (redact() does)."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)

@@ -14,7 +14,7 @@ from waitress.server import create_server as waitress_server
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 
 
 def create_server(app: Any, host: str = "127.0.0.1", port: int = 8080, threads: int = 32) -> Any:

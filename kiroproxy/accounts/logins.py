@@ -8,6 +8,7 @@ Device codes, PKCE verifiers, client secrets and tokens stay here: no result or 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -40,6 +41,8 @@ SUCCESS, EXPIRED, DENIED, CANCELLED, FAILED = "success", "expired", "denied", "c
 SLOW_DOWN_STEP = 5.0       # seconds added to the poll interval on each slow_down (RFC 8628)
 RESULT_SECONDS = 300.0     # how long a finished login still answers its polls
 MIN_RETRY_AFTER = 0.1
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+START_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?(/[^\s?#]*)?")
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,15 @@ class Logins:
     def start_device(self, region: Optional[str] = None, start_url: Optional[str] = None) -> DeviceStart:
         """Register (or reuse) an OIDC client and start a device authorization.
 
-        Raises RateLimited when too many logins are pending, UpstreamError when AWS fails."""
+        Raises BadRequest (region, start URL), RateLimited when too many logins are pending,
+        UpstreamError when AWS fails."""
         region = region or self.default_region
         start_url = start_url or BUILDER_ID_START_URL
+        # Both end up in upstream URLs and bodies: accept only what AWS could mean.
+        if not REGION.fullmatch(region):
+            raise BadRequest(f"region must look like us-east-1, got {region!r}", param="region")
+        if not START_URL.fullmatch(start_url):
+            raise BadRequest("start_url must be your Identity Center start URL (https://...)", param="start_url")
         self._check_room()
         try:
             registration = self.login.register(region, start_url)

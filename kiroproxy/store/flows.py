@@ -90,6 +90,7 @@ class FlowStore:
             return
         self.flush(timeout)
         self._stop.set()
+        self._queue.put(("stop", None))  # wakes the writer at once instead of after its poll
         self._thread.join(timeout)
         self._thread = None
 
@@ -148,7 +149,7 @@ class FlowStore:
             try:
                 if block and not items:
                     items.append(self._queue.get(timeout=BATCH_SECONDS))
-                elif block and timeout > 0 and items[-1][0] != "flush":
+                elif block and timeout > 0 and items[-1][0] not in ("flush", "stop"):
                     items.append(self._queue.get(timeout=timeout))
                 else:
                     items.append(self._queue.get_nowait())

@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from .. import chat
 from ..exchange import Exchange
-from ..redaction import redact, redact_text
+from ..redaction import redact
 
 SNIPPET = 2000  # characters of each searchable piece kept in memory for `q`
 
@@ -106,9 +106,11 @@ def response_of(reply: chat.Reply) -> Dict[str, Any]:
 def redact_entry(entry: Dict[str, Any], secrets: Iterable[str]) -> Dict[str, Any]:
     """Error messages and attempts come from upstream text: mask known secrets in them too."""
     known = list(secrets)
-    entry["search"] = redact_text(entry.get("search", ""), [k.lower() for k in known] + known)
+    # redact() orders the secrets longest first: masking a shorter secret inside a longer one first
+    # would leave the rest of the longer one readable.
+    entry["search"] = redact(entry.get("search", ""), [k.lower() for k in known] + known)
     if entry.get("error"):
-        entry["error"]["message"] = redact_text(str(entry["error"].get("message", "")), known)
+        entry["error"]["message"] = redact(str(entry["error"].get("message", "")), known)
     for attempt in entry.get("attempts", []):
-        attempt["message"] = redact_text(attempt["message"], known)
+        attempt["message"] = redact(attempt["message"], known)
     return entry

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SIZE = 100
 _SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.json$")
-_FLOW_ID = re.compile(r"^[0-9a-f]{32}$")
+_FLOW_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
 
 
 class Disk:

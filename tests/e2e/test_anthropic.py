@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import json
 
-import anthropic
 import pytest
 import sseclient
 
@@ -17,6 +16,10 @@ from tests.fakes.scripts import (
 )
 
 from .conftest import wait_for
+
+pytest.importorskip("anthropic", reason="the official SDKs need Python 3.10 or newer")
+
+import anthropic  # noqa: E402
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

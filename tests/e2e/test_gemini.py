@@ -5,11 +5,14 @@ import base64
 import json
 
 import pytest
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 
 from tests.fakes.scripts import Script, text_answer, throttled
+
+pytest.importorskip("google.genai", reason="the official SDKs need Python 3.10 or newer")
+
+from google import genai  # noqa: E402
+from google.genai import errors as genai_errors  # noqa: E402
+from google.genai import types  # noqa: E402
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAIAAAUAAaJPXQAAAABJRU5ErkJggg==")

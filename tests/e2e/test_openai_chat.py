@@ -5,13 +5,16 @@ import base64
 import json
 from typing import Iterator
 
-import openai
 import pytest
 import sseclient
 
 from tests.fakes.scripts import Script, text_answer, throttled
 
 from .conftest import wait_for
+
+pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
+
+import openai  # noqa: E402
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-import openai
 import pytest
 import sseclient
 
 from tests.fakes.scripts import DEFAULT_TEXT, Script, text_answer
+
+pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
+
+import openai  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",

@@ -319,6 +319,17 @@ def test_a_revoked_registration_is_replaced_once():
     assert s.stub.registered == [("us-east-1", BUILDER_ID), ("forgot", "client-1"), ("us-east-1", BUILDER_ID)]
 
 
+@pytest.mark.parametrize("region, start_url", [
+    ("evil.example.com/x#", None), ("US-EAST-1", None), ("us-east-1", "http://acme.awsapps.com/start"),
+    ("us-east-1", "https://acme.awsapps.com/start?x=1"), ("us-east-1", "https://user@host/start"),
+])
+def test_regions_and_start_urls_are_checked_before_any_call(region, start_url):
+    s = Setup()
+    with pytest.raises(BadRequest):
+        s.logins.start_device(region=region, start_url=start_url)
+    assert s.stub.registered == []
+
+
 def test_start_failures_are_upstream_errors_without_a_session():
     s = Setup()
     s.stub.authorize_failures.append(LoginError("sign-in failed (HTTP 500)", status=500, transient=True))

@@ -13,18 +13,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import anthropic
-import httpx2
 import pydantic
 import pytest
-from anthropic.types import Message as SdkMessage
-from anthropic.types import RawMessageStreamEvent
-from anthropic.types.shared import ErrorResponse
 
 from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.protocols import anthropic as proto
 from tests.factories import anthropic_body
+
+pytest.importorskip("anthropic", reason="the official SDKs need Python 3.10 or newer")
+
+import anthropic  # noqa: E402
+import httpx2  # noqa: E402
+from anthropic.types import Message as SdkMessage  # noqa: E402
+from anthropic.types import RawMessageStreamEvent  # noqa: E402
+from anthropic.types.shared import ErrorResponse  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "anthropic"
 PARSE_CASES = [

@@ -13,16 +13,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-import httpx2
 import pytest
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 
 from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.protocols import gemini as proto
 from kiroproxy.protocols import gemini_request
+
+pytest.importorskip("google.genai", reason="the official SDKs need Python 3.10 or newer")
+
+import httpx2  # noqa: E402
+from google import genai  # noqa: E402
+from google.genai import errors as genai_errors  # noqa: E402
+from google.genai import types  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "gemini"
 PARSE_CASES = [

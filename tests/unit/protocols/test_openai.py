@@ -12,16 +12,19 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import httpx2
-import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.kiro.models import Catalog
 from kiroproxy.protocols import openai as proto
 from tests.unit.protocols.test_anthropic import events_from_json, to_json
+
+pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
+
+import httpx2  # noqa: E402
+import openai  # noqa: E402
+from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "openai"
 PARSE_CASES = ["plain_string", "system_developer", "content_parts", "tool_round_trip", "legacy_functions",

@@ -15,17 +15,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import httpx2
-import openai
 import pydantic
 import pytest
-from openai.types.responses import Response as SdkResponse
-from openai.types.responses import ResponseStreamEvent
 
 from kiroproxy import chat, errors
 from kiroproxy.protocols import openai as openai_proto
 from kiroproxy.protocols import response_items
 from kiroproxy.protocols import responses as proto
+
+pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
+
+import httpx2  # noqa: E402
+import openai  # noqa: E402
+from openai.types.responses import Response as SdkResponse  # noqa: E402
+from openai.types.responses import ResponseStreamEvent  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "responses"
 PARSE_CASES = [
