@@ -50,6 +50,7 @@ class FlowStore:
         self._unwritten: Dict[str, Exchange] = {}  # finished, body not on disk yet
         self._bytes = 0                       # body files
         self._index_bytes: Dict[int, int] = {}  # segment files
+        self._index_entries: Dict[int, int] = {}  # how many entries each segment file holds
         self._queue: queue.Queue[Tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -64,12 +65,14 @@ class FlowStore:
             self.repaired_segments += int(repaired)
             for entry in entries:
                 entry["segment"] = segment
-                entry.setdefault("size", self.disk.body_size(segment, entry["id"]))
+                if not entry.get("size"):  # rebuilt from its body, or indexed before the body was written
+                    entry["size"] = self.disk.body_size(segment, entry["id"])
                 loaded.append(entry)
         loaded.sort(key=lambda e: e.get("seq", 0))
         for segment in {e["segment"] for e in loaded}:
             path = self.disk.segment_path(segment)
             self._index_bytes[segment] = path.stat().st_size if path.exists() else 0
+            self._index_entries[segment] = sum(1 for e in loaded if e["segment"] == segment)
         for entry in loaded:
             self._entries[entry["id"]] = entry
             self._segments.setdefault(entry["segment"], set()).add(entry["id"])
@@ -111,16 +114,17 @@ class FlowStore:
 
     def finished(self, exchange: Exchange) -> None:
         name = self.account_name(exchange.account_id) if exchange.account_id else ""
+        secrets = list(self.secrets())  # gathered outside the lock: it reads the account pool
         with self._lock:
             self._live.pop(exchange.id, None)
             self._seq += 1
             entry = records.index_entry(exchange, self._seq, name)
+            records.redact_entry(entry, secrets)  # before any reader can see the entry
             segment = self._current_segment()
             entry["segment"], entry["size"] = segment, 0
             self._entries[entry["id"]] = entry
             self._segments.setdefault(segment, set()).add(entry["id"])
             self._unwritten[entry["id"]] = exchange
-        records.redact_entry(entry, self.secrets())
         self.stats.record(entry)
         self._queue.put(("flow", (exchange, entry)))
 
@@ -170,6 +174,16 @@ class FlowStore:
             elif kind == "flush":
                 flushes.append(payload)
         dirty.update(self._evict())
+        while dirty:
+            self._write_segments(dirty)
+            # The byte cap counts the index files as last written: rewriting them may have grown
+            # them past the cap, so evict again until what is on disk fits.
+            dirty = self._evict()
+        self.stats.save()
+        for done in flushes:
+            done.set()
+
+    def _write_segments(self, dirty: Set[int]) -> None:
         for segment in sorted(dirty):
             with self._lock:
                 entries = [dict(self._entries[i]) for i in self._segments.get(segment, ())
@@ -179,12 +193,13 @@ class FlowStore:
                                                         for e in entries])
             with self._lock:
                 self._index_bytes[segment] = written
-        self.stats.save()
-        for done in flushes:
-            done.set()
+                self._index_entries[segment] = len(entries)
 
     def _write_flow(self, exchange: Exchange, entry: Dict[str, Any], secrets: List[str]) -> int:
         with self._lock:
+            if entry["id"] not in self._entries:  # evicted before the writer got to it: write nothing
+                self._unwritten.pop(entry["id"], None)
+                return entry["segment"]
             current = dict(entry)
         size = self.disk.write_body(current["segment"], current["id"],
                                     records.body_record(exchange, current, secrets))
@@ -208,7 +223,13 @@ class FlowStore:
         return [current["segment"]]
 
     def _total_bytes(self) -> int:
-        return self._bytes + sum(self._index_bytes.values())
+        """Body files plus index files. A segment file is counted as it will be once rewritten:
+        scaled by its entries now over its entries when written (flows added or evicted since)."""
+        total = self._bytes
+        for segment, written in self._index_bytes.items():
+            before = self._index_entries.get(segment, 0)
+            total += written * len(self._segments.get(segment, ())) // before if before else written
+        return total
 
     def _evict(self) -> Set[int]:
         now = self.clock()
@@ -234,8 +255,9 @@ class FlowStore:
     # ----- queries -----------------------------------------------------------------------
 
     def _live_entries(self) -> List[Dict[str, Any]]:
+        """Newest first, like the finished flows after them."""
         return [records.index_entry(ex, 0, self.account_name(ex.account_id) if ex.account_id else "")
-                for ex in list(self._live.values())]
+                for ex in reversed(list(self._live.values()))]
 
     def query(self, flt: Filter, limit: int = 50, offset: int = 0,
               cursor: Optional[int] = None) -> Dict[str, Any]:

@@ -51,6 +51,13 @@ def proxy_error(error: ProxyError) -> Response:
     return admin_error(error)
 
 
+def attachment(response: Response, filename: str) -> Response:
+    """Mark a response as a download that no cache may keep (exports hold private data)."""
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def body_object() -> dict:
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -221,10 +228,7 @@ def _settings_file() -> dict:
 def config_export() -> Response:
     include = request.args.get("include_secrets", "").lower() in ("1", "true", "yes")
     document = transfer.export(services().pool, _settings_file(), include_secrets=include)
-    response = jsonify(document)
-    response.headers["Content-Disposition"] = "attachment; filename=kiroproxy-config.json"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return attachment(jsonify(document), "kiroproxy-config.json")
 
 
 @bp.post("/config/import")

@@ -12,7 +12,7 @@ from flask import Response, jsonify, request
 from .. import __version__, tokens
 from ..errors import BadRequest
 from ..store.queries import Filter, filter_from, paging, summarize
-from .admin import body_object, bp, services
+from .admin import attachment, body_object, bp, services
 
 
 @bp.get("/flows")
@@ -59,10 +59,7 @@ def export_flows() -> Response:
     body = services().flows.export(flt, fmt, include)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     mimetype = "application/json" if fmt == "json" else "application/x-ndjson"
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f"attachment; filename=kiroproxy-flows-{stamp}.{fmt}"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return attachment(Response(body, mimetype=mimetype), f"kiroproxy-flows-{stamp}.{fmt}")
 
 
 @bp.get("/stats")

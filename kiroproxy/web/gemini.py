@@ -5,12 +5,11 @@ and `/v1/v1beta` into these). `?alt=sse` streams SSE; without it the stream is a
 """
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, request
 
-from .. import tokens
-from ..errors import NotFound, ProxyError
+from ..errors import NotFound
 from ..protocols import gemini
-from .proxy import bp, check_client_key, error_response, json_body, relay_call, services
+from .proxy import bp, count_call, error_response, relay_call
 
 
 @bp.post("/v1beta/models/<path:target>")
@@ -38,11 +37,6 @@ def model_action(target: str) -> Response:
 
 
 def count_tokens(model: str) -> Response:
-    try:
-        check_client_key()
-        req = gemini.parse_count(json_body(), model=model)
-        services().catalog.resolve(req.model)
-    except ProxyError as error:
-        return error_response(gemini, error)
-    total = tokens.count_request(req)
-    return jsonify({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
+    return count_call(gemini, lambda body: gemini.parse_count(body, model=model),
+                      lambda total: {"totalTokens": total,
+                                     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})

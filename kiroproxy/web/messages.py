@@ -1,12 +1,10 @@
 """Anthropic Messages routes: /v1/messages and /v1/messages/count_tokens (on the proxy blueprint)."""
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response
 
-from .. import tokens
-from ..errors import ProxyError
 from ..protocols import anthropic
-from .proxy import bp, check_client_key, error_response, json_body, relay_call, services
+from .proxy import bp, count_call, relay_call
 
 
 @bp.post("/v1/messages")
@@ -19,12 +17,5 @@ def messages() -> Response:
 
 @bp.post("/v1/messages/count_tokens")
 def count_tokens() -> Response:
-    try:
-        check_client_key()
-        req = anthropic.parse(json_body(), count_only=True)
-        services().catalog.resolve(req.model)
-    except ProxyError as error:
-        return error_response(anthropic, error)
-    return jsonify({"input_tokens": tokens.count_request(req)})
-
-
+    return count_call(anthropic, lambda body: anthropic.parse(body, count_only=True),
+                      lambda total: {"input_tokens": total})

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import chat
+from .. import chat, tokens
 from ..errors import BadRequest, ProxyError, Unauthorized
 from ..exchange import Exchange
 from ..protocols import anthropic, gemini, openai, sse
@@ -102,6 +102,18 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     response = Response(encode(stream, req, body), mimetype=mimetype, headers=sse.HEADERS)
     response.call_on_close(stream.close)
     return response
+
+
+def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
+               render: Callable[[int], Any]) -> Response:
+    """A token-counting endpoint: parse, check the model is served, count with the shared tokenizer."""
+    try:
+        check_client_key()
+        req = parse(json_body())
+        services().catalog.resolve(req.model)
+    except ProxyError as error:
+        return error_response(proto, error)
+    return jsonify(render(tokens.count_request(req)))
 
 
 # ----- which protocol a request speaks -----------------------------------------------------
