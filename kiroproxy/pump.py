@@ -30,8 +30,10 @@ class Pump:
         self._abort = abort
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._cancelled = threading.Event()
+        # Started on first use, so the reader does not compete for the GIL while the request
+        # thread writes the first events out.
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._started = threading.Lock()
 
     def _run(self) -> None:
         try:
@@ -59,6 +61,9 @@ class Pump:
                tick: float = 0.25, clock: Callable[[], float] = time.monotonic) -> Iterator[Event]:
         """Yield upstream events; Heartbeat after `heartbeat` idle seconds. Raises ClientGone, or
         whatever the upstream iterator raised."""
+        with self._started:
+            if not self._thread.is_alive() and not self._cancelled.is_set() and self._thread.ident is None:
+                self._thread.start()
         last = clock()
         while True:
             try:
@@ -81,7 +86,14 @@ class Pump:
         """Stop reading: cut the upstream connection and wait briefly for the reader to exit."""
         if self._cancelled.is_set():
             return
-        self._cancelled.set()
+        with self._started:
+            self._cancelled.set()
+            never_started = self._thread.ident is None
+        if never_started:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+            return
         if self._thread.is_alive():
             try:
                 self._abort()

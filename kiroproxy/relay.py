@@ -130,6 +130,10 @@ class Relay:
                 return self._attempt(lease, req, exchange, model_id, conversation_id, input_tokens)
             except KiroFailure as failure:
                 last = self._after_failure(lease, failure, exchange)
+                if isinstance(failure.client_error, TooLarge):
+                    # Clients (Claude Code) compact on "prompt is too long: N tokens > M maximum".
+                    last = TooLarge(failure.message, tokens=max(input_tokens, info.context_window + 1),
+                                    limit=info.context_window)
                 if failure.action in (kiro_errors.FAIL, kiro_errors.SUSPEND):
                     raise last from None
             except RefreshError as exc:

@@ -184,8 +184,10 @@ def _merged(existing: Credentials, account: AccountDoc) -> Credentials:
     for key in SECRET_FIELDS:
         if not values.get(key) or is_masked(values[key]):
             values.pop(key, None)
-    if values.get("expires_at", 0) <= existing.expires_at and "access_token" in values:
-        values.pop("access_token")  # keep the newer token we already have
+    if "access_token" not in values or values.get("expires_at", 0) <= existing.expires_at:
+        # Keep the token we have when it is newer; an expiry only describes its own token, so
+        # the document's goes too (a masked token must not lend ours its later expiry).
+        values.pop("access_token", None)
         values.pop("expires_at", None)
     values = {k: v for k, v in values.items() if v is not None}
     return replace(existing, **values)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 HOURS_KEPT = 7 * 24
 FIELDS = ("requests", "errors", "input_tokens", "output_tokens")
+_GROUPS = ("by_protocol", "by_model", "by_account", "errors_by_kind", "hourly")
 
 
 def _blank() -> Dict[str, Any]:
@@ -56,6 +57,10 @@ class Stats:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or "requests" not in data:
                 raise ValueError("not a stats document")
+            # Counters of the wrong type would make every record() raise on the request thread.
+            if not all(isinstance(data.get(k, 0), int) for k in FIELDS) or not all(
+                    isinstance(data.get(g, {}), dict) for g in _GROUPS):
+                raise ValueError("a counter has the wrong type")
         except (OSError, ValueError) as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)

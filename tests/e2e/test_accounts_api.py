@@ -289,3 +289,11 @@ def test_per_account_outbound_proxy(proxy, fake):
         proxy.admin("POST", f"/accounts/{account}/refresh")
         assert forward.seen == ["POST /generateAssistantResponse", "GET /getUsageLimits", "POST /refreshToken"]
     assert proxy.admin("PATCH", f"/accounts/{account}", json={"proxy_url": "not a url"}).status_code == 400
+
+
+def test_global_outbound_proxy(make_proxy, fake):
+    with ForwardProxy() as forward:
+        proxy = make_proxy(proxy_url=forward.url)
+        proxy.add_account("acc-A")
+        assert chat(proxy).status_code == 200
+        assert forward.seen == ["POST /generateAssistantResponse"]

@@ -116,3 +116,15 @@ def test_sticky_conversation_stays_on_one_account(proxy, fake):
     tokens = [r.token for r in fake.requests_to("/generateAssistantResponse")]
     assert tokens[0] == tokens[1]
     assert tokens[2] != tokens[0]
+
+
+def test_upstream_too_long_becomes_the_prompt_too_long_message(proxy, fake):
+    from tests.fakes.scripts import http_error
+
+    proxy.add_account("acc-A")
+    fake.queue(http_error(400, "Input is too long.", "CONTENT_LENGTH_EXCEEDS_THRESHOLD"))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ask(proxy)
+    message = caught.value.body["error"]["message"]
+    assert message.startswith("prompt is too long: ") and message.endswith(" maximum")
+    assert len(fake.requests_to("/generateAssistantResponse")) == 1  # not retried on other accounts
