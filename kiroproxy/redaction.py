@@ -17,7 +17,8 @@ SECRET_KEY = re.compile(
     r"(?:access|refresh|id|session|auth)[_\-]?token|client[_\-]?secret|(?:secret|private)(?:[_\-]?access)?[_\-]?key|"
     r"secret|password|passwd|cookie|bearer)$")
 # Kiro access/refresh tokens and common API-key shapes, masked even where nobody told us about them.
-TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}|\bksk_[A-Za-z0-9]{16,}")
+# Kiro tokens carry ':' '+' '/' '=' (a signature after the colon): mask the whole run.
+TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-:+/=]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}|\bksk_[A-Za-z0-9]{16,}")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
                 "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client", "x-claude-code-session-id")
 

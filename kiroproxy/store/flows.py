@@ -254,16 +254,20 @@ class FlowStore:
 
     # ----- queries -----------------------------------------------------------------------
 
-    def _live_entries(self) -> List[Dict[str, Any]]:
-        """Newest first, like the finished flows after them."""
-        return [records.index_entry(ex, 0, self.account_name(ex.account_id) if ex.account_id else "")
-                for ex in reversed(list(self._live.values()))]
+    def _live_entries(self, flt: Filter) -> List[Dict[str, Any]]:
+        """In-flight flows matching `flt`, newest first. Called without the store lock: naming an
+        account takes the pool's lock, and locks are never nested."""
+        with self._lock:
+            live = list(self._live.values())
+        entries = [records.index_entry(ex, 0, self.account_name(ex.account_id) if ex.account_id else "")
+                   for ex in reversed(live)]
+        return [e for e in entries if flt.matches(e)]
 
     def query(self, flt: Filter, limit: int = 50, offset: int = 0,
               cursor: Optional[int] = None) -> Dict[str, Any]:
         """Newest first. In-flight flows (pending / streaming) come first when they match."""
+        live = self._live_entries(flt)
         with self._lock:
-            live = [e for e in self._live_entries() if flt.matches(e)]
             matched = [e for e in reversed(self._entries.values())
                        if (cursor is None or e["seq"] < cursor) and flt.matches(e)]
         rows = (live if cursor is None else []) + matched
@@ -314,8 +318,8 @@ class FlowStore:
         return current
 
     def summary(self, flt: Filter) -> Dict[str, Any]:
+        entries = self._live_entries(flt)
         with self._lock:
-            entries = [e for e in self._live_entries() if flt.matches(e)]
             entries += [e for e in self._entries.values() if flt.matches(e)]
         return summarize(entries)
 

@@ -44,7 +44,7 @@ def search_text(exchange: Exchange) -> str:
         for call in reply.tool_uses[:20]:
             pieces.append(f"{call.name} {str(call.input)[:200]}")
     if exchange.error:
-        pieces.append(str(exchange.error.get("message", "")))
+        pieces.append(str(exchange.error.get("message", ""))[:SNIPPET])
     return "\n".join(p for p in pieces if p).lower()
 
 

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.realclient
 
 
 def claude(proxy, tmp_path, prompt: str, *extra: str):
+    """Run `claude -p` in a fresh HOME; returns (result, working directory)."""
     binary = realclients.require("claude")
-    home = tmp_path / "claude-home"
-    home.mkdir(exist_ok=True)
+    home = realclients.home_dir(tmp_path, "claude")
     env = {
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": proxy.url,
@@ -25,8 +25,7 @@ def claude(proxy, tmp_path, prompt: str, *extra: str):
         "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1",
     }
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
+    work = realclients.work_dir(tmp_path)
     return realclients.run([binary, "-p", prompt, *extra], env, work), work
 
 
@@ -36,17 +35,14 @@ def test_plain_answer(proxy, fake, tmp_path):
     result, _ = claude(proxy, tmp_path, "say hi")
     assert result.returncode == 0, result.stderr
     assert "Hello from the fake Kiro via kiroproxy" in result.stdout
-    sent = fake.requests_to("/generateAssistantResponse")[0].json["conversationState"]
+    sent = realclients.chat_calls(fake)[0].json["conversationState"]
     assert "say hi" in sent["currentMessage"]["userInputMessage"]["content"]
     assert sent["currentMessage"]["userInputMessage"]["modelId"].startswith("claude-")
 
 
 def test_tool_loop(proxy, fake, tmp_path):
     proxy.add_account("acc-A")
-    work = tmp_path / "work"
-    work.mkdir()
-    note = work / "note.txt"
-    note.write_text("the secret word is pomegranate\n")
+    note = realclients.write_note(tmp_path)
     fake.queue(Script().text("Let me read it.")
                .tool_use("tooluse_read1", "Read", json.dumps({"file_path": str(note)}))
                .context_usage())
@@ -54,7 +50,7 @@ def test_tool_loop(proxy, fake, tmp_path):
     result, _ = claude(proxy, tmp_path, "what does note.txt say?", "--allowedTools", "Read")
     assert result.returncode == 0, result.stderr
     assert "pomegranate" in result.stdout
-    chats = fake.requests_to("/generateAssistantResponse")
+    chats = realclients.chat_calls(fake)
     assert len(chats) >= 2
     follow = chats[-1].json["conversationState"]
     results = follow["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"]

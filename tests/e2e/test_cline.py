@@ -31,10 +31,9 @@ MAX_SECONDS = 30.0  # a run takes ~3 s; the AI SDK retries failed calls with bac
 def cline(proxy, tmp_path, prompt: str):
     """`cline auth` then `cline --json` in a fresh HOME; returns (run_result document, elapsed seconds)."""
     binary = realclients.require("cline")
-    home = tmp_path / "cline-home"
-    home.mkdir(exist_ok=True)
+    home = realclients.home_dir(tmp_path, "cline")
     env = {"HOME": str(home), "DO_NOT_TRACK": "1", "CLINE_SESSION_BACKEND_MODE": "local"}
-    work = work_dir(tmp_path)
+    work = realclients.work_dir(tmp_path)
     started = time.monotonic()
     try:
         auth = realclients.run([binary, "auth", "-p", "openai", "-k", API_KEY, "-m", "gpt-4o-mini",
@@ -47,12 +46,6 @@ def cline(proxy, tmp_path, prompt: str):
     assert not stray, f"cline left hub daemons running (pids {stray}); stopped them"
     assert result.returncode == 0, result.stderr[-3000:]
     return run_result(result.stdout), elapsed
-
-
-def work_dir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    return work
 
 
 def stop_hub_daemons(work: Path) -> List[int]:
@@ -80,20 +73,9 @@ def run_result(stdout: str) -> dict:
     return results[-1]
 
 
-def chat_calls(fake) -> list:
-    return fake.requests_to("/generateAssistantResponse")
-
-
-def current(recorded) -> dict:
-    return recorded.json["conversationState"]["currentMessage"]["userInputMessage"]
-
-
-def tool_results(recorded) -> list:
-    return current(recorded).get("userInputMessageContext", {}).get("toolResults") or []
-
-
 def answers_call(recorded) -> bool:
-    return any(result.get("toolUseId") == CALL_ID for result in tool_results(recorded))
+    """Whether a recorded call carries the result of the scripted read_files call."""
+    return realclients.answers(recorded, CALL_ID)
 
 
 def test_plain_answer(make_proxy, fake, tmp_path):
@@ -105,8 +87,8 @@ def test_plain_answer(make_proxy, fake, tmp_path):
     assert outcome["text"] == "Hello from the fake Kiro via kiroproxy"
     assert outcome["usage"]["inputTokens"] > 0  # read from the include_usage chunk
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s: a failed call was probably retried"
-    (sent,) = chat_calls(fake)
-    message = current(sent)
+    (sent,) = realclients.chat_calls(fake)
+    message = realclients.current(sent)
     assert message["content"].endswith("say hi")
     assert message["modelId"].startswith("claude-")
 
@@ -115,25 +97,19 @@ def test_tool_loop(make_proxy, fake, tmp_path):
     """Cline's read_files tool runs (auto-approved by default) and its output goes back upstream."""
     proxy = make_proxy(api_keys=[API_KEY])
     proxy.add_account("acc-A")
-    note = work_dir(tmp_path) / "note.txt"
-    note.write_text("the secret word is pomegranate\n")
+    note = realclients.write_note(tmp_path)
     arguments = {"files": [{"path": str(note)}]}
     fake.route(answers_call, text_answer("The note says the word is pomegranate."))
     fake.queue(Script().text("Let me read it.").tool_use(CALL_ID, "read_files", json.dumps(arguments))
                .context_usage())
     outcome, elapsed = cline(proxy, tmp_path, "what does note.txt say?")
-    first = chat_calls(fake)[0]
-    declared = [t["toolSpecification"]["name"] for t in current(first)["userInputMessageContext"]["tools"]]
+    declared = realclients.declared_tools(realclients.chat_calls(fake)[0])
     assert "read_files" in declared, f"Cline no longer declares read_files ({declared}); re-script the call"
     assert outcome["finishReason"] == "completed"
     assert outcome["iterations"] == 2
     assert outcome["text"] == "The note says the word is pomegranate."
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s: a failed call was probably retried"
-    follow_ups = [r for r in chat_calls(fake) if answers_call(r)]
-    assert len(follow_ups) == 1
-    follow = follow_ups[0].json["conversationState"]
-    (answer,) = tool_results(follow_ups[0])
+    answer, uses = realclients.tool_round_trip(fake, CALL_ID)
     assert answer["status"] == "success"
     assert "the secret word is pomegranate" in json.dumps(answer["content"])
-    uses = follow["history"][-1]["assistantResponseMessage"]["toolUses"]
     assert [(u["toolUseId"], u["name"], u["input"]) for u in uses] == [(CALL_ID, "read_files", arguments)]

@@ -7,8 +7,6 @@ api.continue.dev, which fails harmlessly offline.
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import pytest
 
@@ -39,37 +37,16 @@ models:
 def continue_cli(proxy, tmp_path, prompt: str, *extra: str):
     """Run `cn -p` in a fresh HOME; returns (result, elapsed seconds)."""
     binary = realclients.require("cn")
-    home = tmp_path / "continue-home"
-    home.mkdir(exist_ok=True)
+    home = realclients.home_dir(tmp_path, "continue")
     config = home / "config.yaml"
     config.write_text(CONFIG.format(api_base=proxy.url + "/v1", api_key=API_KEY))
-    work = work_dir(tmp_path)
-    started = time.monotonic()
-    result = realclients.run([binary, "-p", prompt, "--config", str(config), *extra], {"HOME": str(home)},
-                             work, timeout=60)
-    return result, time.monotonic() - started
-
-
-def work_dir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    return work
-
-
-def chat_calls(fake) -> list:
-    return fake.requests_to("/generateAssistantResponse")
-
-
-def current(recorded) -> dict:
-    return recorded.json["conversationState"]["currentMessage"]["userInputMessage"]
-
-
-def tool_results(recorded) -> list:
-    return current(recorded).get("userInputMessageContext", {}).get("toolResults") or []
+    return realclients.timed_run([binary, "-p", prompt, "--config", str(config), *extra], {"HOME": str(home)},
+                                 realclients.work_dir(tmp_path), timeout=60)
 
 
 def answers_call(recorded) -> bool:
-    return any(result.get("toolUseId") == CALL_ID for result in tool_results(recorded))
+    """Whether a recorded call carries the result of the scripted Read call."""
+    return realclients.answers(recorded, CALL_ID)
 
 
 def test_plain_answer(make_proxy, fake, tmp_path):
@@ -80,8 +57,8 @@ def test_plain_answer(make_proxy, fake, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "Hello from the fake Kiro via kiroproxy"
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s: a failed call was probably retried"
-    (sent,) = chat_calls(fake)
-    message = current(sent)
+    (sent,) = realclients.chat_calls(fake)
+    message = realclients.current(sent)
     assert message["content"].endswith("say hi")
     assert "headless mode" in message["content"]  # Continue's system message reached the upstream
     assert message["modelId"].startswith("claude-")
@@ -91,22 +68,17 @@ def test_tool_loop(make_proxy, fake, tmp_path):
     """Continue's Read tool runs on a file in its working directory; the content goes back upstream."""
     proxy = make_proxy(api_keys=[API_KEY])
     proxy.add_account("acc-A")
-    (work_dir(tmp_path) / "note.txt").write_text("the secret word is pomegranate\n")
+    realclients.write_note(tmp_path)
     fake.route(answers_call, text_answer("The note says the word is pomegranate."))
     fake.queue(Script().text("Let me read it.")
                .tool_use(CALL_ID, "Read", json.dumps({"filepath": "note.txt"})).context_usage())
     result, elapsed = continue_cli(proxy, tmp_path, "what does note.txt say?", "--auto")
-    first = chat_calls(fake)[0]
-    declared = [t["toolSpecification"]["name"] for t in current(first)["userInputMessageContext"]["tools"]]
+    declared = realclients.declared_tools(realclients.chat_calls(fake)[0])
     assert "Read" in declared, f"Continue no longer declares Read ({declared}); re-script the call"
     assert result.returncode == 0, result.stderr[-3000:]
     assert "The note says the word is pomegranate." in result.stdout
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s: a failed call was probably retried"
-    follow_ups = [r for r in chat_calls(fake) if answers_call(r)]
-    assert len(follow_ups) == 1
-    follow = follow_ups[0].json["conversationState"]
-    (answer,) = tool_results(follow_ups[0])
+    answer, uses = realclients.tool_round_trip(fake, CALL_ID)
     assert answer["status"] == "success"
     assert "the secret word is pomegranate" in json.dumps(answer["content"])
-    uses = follow["history"][-1]["assistantResponseMessage"]["toolUses"]
     assert [(u["toolUseId"], u["name"], u["input"]) for u in uses] == [(CALL_ID, "Read", {"filepath": "note.txt"})]

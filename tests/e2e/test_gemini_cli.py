@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Iterator
 
 import pytest
@@ -32,20 +31,18 @@ def is_router_call(recorded) -> bool:
 
 
 def gemini_cli(proxy, tmp_path, prompt: str):
+    """Run `gemini -p` (JSON output) in a fresh HOME; returns (result, elapsed seconds)."""
     binary = realclients.require("gemini")
-    home = tmp_path / "gemini-home"
-    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    home = realclients.home_dir(tmp_path, "gemini")
+    (home / ".gemini").mkdir(exist_ok=True)
     (home / ".gemini" / "settings.json").write_text(json.dumps({
         "security": {"auth": {"selectedType": "gemini-api-key"}},
         "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
         "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}}))
     env = {"HOME": str(home), "GEMINI_API_KEY": "gk-test", "GOOGLE_GEMINI_BASE_URL": proxy.url,
            "GEMINI_CLI_TRUST_WORKSPACE": "true"}
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    started = time.monotonic()
-    result = realclients.run([binary, "-p", prompt, "--output-format", "json"], env, work)
-    return result, time.monotonic() - started
+    return realclients.timed_run([binary, "-p", prompt, "--output-format", "json"], env,
+                                 realclients.work_dir(tmp_path))
 
 
 def answer_of(result) -> str:
@@ -54,7 +51,7 @@ def answer_of(result) -> str:
 
 
 def main_calls(fake):
-    return [r for r in fake.requests_to("/generateAssistantResponse") if not is_router_call(r)]
+    return [r for r in realclients.chat_calls(fake) if not is_router_call(r)]
 
 
 def test_plain_answer(make_proxy, fake, tmp_path, monkeypatch):
@@ -71,10 +68,10 @@ def test_plain_answer(make_proxy, fake, tmp_path, monkeypatch):
     assert answer_of(result) == "Hello from the fake Kiro via kiroproxy"
     assert heartbeat_sent.is_set()  # the CLI read past a keep-alive in the middle of the answer
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s: the router call probably failed and was retried"
-    routed = [r for r in fake.requests_to("/generateAssistantResponse") if is_router_call(r)]
+    routed = [r for r in realclients.chat_calls(fake) if is_router_call(r)]
     assert len(routed) == 1
     (sent,) = main_calls(fake)
-    message = sent.json["conversationState"]["currentMessage"]["userInputMessage"]
+    message = realclients.current(sent)
     assert "say hi" in message["content"]
     assert "You are Gemini CLI" in message["content"]  # the systemInstruction reached the upstream
     assert message["modelId"].startswith("claude-")
@@ -97,10 +94,7 @@ def watch_heartbeats(monkeypatch) -> threading.Event:
 
 def test_tool_loop(proxy, fake, tmp_path):
     proxy.add_account("acc-A")
-    work = tmp_path / "work"
-    work.mkdir()
-    note = work / "note.txt"
-    note.write_text("the secret word is pomegranate\n")
+    note = realclients.write_note(tmp_path)
     fake.route(is_router_call, text_answer(ROUTER_ANSWER))
     fake.queue(Script().text("Let me read it.")
                .tool_use("tooluse_read1", "read_file", json.dumps({"file_path": str(note)}))

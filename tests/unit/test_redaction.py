@@ -138,3 +138,8 @@ def test_safe_headers_keep_only_the_allow_list_lowercased():
 
 def test_the_allow_list_carries_no_credential_header():
     assert not [h for h in SAFE_HEADERS if is_secret_key(h)]
+
+
+def test_a_kiro_token_with_its_signature_part_is_masked_whole():
+    token = "aoaAAAAAGhgZ1Xn2Kq8bVwYt:MGQCMFx8Yq+abc/def=="
+    assert redact_text(f"token={token} end") == "token=[redacted] end"

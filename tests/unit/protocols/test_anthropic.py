@@ -7,10 +7,7 @@ client-protocols.md §3, and by the official anthropic SDK (offline, through a m
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pydantic
@@ -20,6 +17,7 @@ from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.protocols import anthropic as proto
 from tests.factories import anthropic_body
+from tests.golden import Goldens, event_frames, events_from_json, proxy_errors, to_json
 
 pytest.importorskip("anthropic", reason="the official SDKs need Python 3.10 or newer")
 
@@ -29,7 +27,7 @@ from anthropic.types import Message as SdkMessage  # noqa: E402
 from anthropic.types import RawMessageStreamEvent  # noqa: E402
 from anthropic.types.shared import ErrorResponse  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "anthropic"
+GOLDEN = Goldens("anthropic")
 PARSE_CASES = [
     "plain_string", "system_string", "system_blocks", "system_in_list", "images", "tool_round_trip", "tools",
     "tool_choice_any", "tool_choice_none", "tool_choice_auto", "thinking_enabled", "thinking_adaptive",
@@ -52,36 +50,6 @@ BLOCK_DELTAS = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signatur
                 "tool_use": {"input_json_delta"}}
 
 
-def golden(name: str, actual: bytes) -> bytes:
-    """The stored golden bytes; rewritten from `actual` only when KIROPROXY_UPDATE_GOLDEN=1."""
-    path = GOLDEN / name
-    if os.environ.get("KIROPROXY_UPDATE_GOLDEN") == "1":
-        path.write_bytes(actual)
-    return path.read_bytes()
-
-
-def to_json(request: chat.ChatRequest) -> str:
-    """A deterministic rendering of a ChatRequest; each part is tagged with its class name."""
-    data = asdict(request)
-    for raw, message in zip(data["messages"], request.messages):
-        raw["parts"] = [{"type": type(part).__name__, **asdict(part)} for part in message.parts]
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def events_from_json(items: List[Dict[str, Any]]) -> Iterator[chat.Event]:
-    """Chat events from `[{"type": "TextDelta", "text": "Hel"}, ...]`; `{"type": "raise", "error":
-    "Truncated", "message": ...}` raises that kiroproxy.errors class at that point instead."""
-    for item in items:
-        fields = {key: value for key, value in item.items() if key != "type"}
-        if item["type"] == "raise":
-            raise getattr(errors, fields["error"])(fields["message"])
-        yield getattr(chat, item["type"])(**fields)
-
-
-def case_events(case: str) -> List[Dict[str, Any]]:
-    return json.loads((GOLDEN / f"{case}.events.json").read_text("utf-8"))
-
-
 def stream_of(items: List[Dict[str, Any]], input_tokens: int = INPUT_TOKENS, **kw: Any) -> chat.Stream:
     return chat.Stream(events_from_json(items), model=MODEL, input_tokens=input_tokens, **kw)
 
@@ -91,25 +59,12 @@ def encode(items: List[Dict[str, Any]], **kw: Any) -> bytes:
     return REQUEST_ID.sub(PINNED_REQUEST_ID, body)
 
 
-def frames(body: bytes) -> List[Tuple[str, Dict[str, Any]]]:
-    """(event name, data) per SSE frame; each frame must be exactly an event line and a data line."""
-    assert body.endswith(b"\n\n")
-    out = []
-    for raw in body[:-2].decode("utf-8").split("\n\n"):
-        event_line, data_line = raw.split("\n")
-        assert event_line.startswith("event: ") and data_line.startswith("data: "), raw
-        name, data = event_line[len("event: "):], json.loads(data_line[len("data: "):])
-        assert data["type"] == name
-        out.append((name, data))
-    return out
-
-
 class Replay:
     """Rebuilds the message from SSE frames, asserting §3's sequence rules on the way."""
 
     def __init__(self, body: bytes) -> None:
-        self.names = [name for name, _ in frames(body)]
-        events = [(name, data) for name, data in frames(body) if name != "ping"]
+        self.names = [name for name, _ in event_frames(body)]
+        events = [(name, data) for name, data in event_frames(body) if name != "ping"]
         assert events[0][0] == "message_start", self.names
         self.message = events[0][1]["message"]
         assert {key: value for key, value in self.message.items() if key not in ("id", "model", "usage")} == {
@@ -171,15 +126,14 @@ class Replay:
 
 
 def test_every_golden_file_belongs_to_a_case():
-    stems = {path.name.split(".", 1)[0] for path in GOLDEN.iterdir()}
-    assert stems == set(PARSE_CASES) | set(ENCODE_CASES)
+    assert GOLDEN.cases() == set(PARSE_CASES) | set(ENCODE_CASES)
 
 
 @pytest.mark.parametrize("case", PARSE_CASES)
 def test_parse_golden(case):
-    body = json.loads((GOLDEN / f"{case}.request.json").read_text("utf-8"))
+    body = GOLDEN.request(case)
     actual = to_json(proto.parse(body)).encode("utf-8")
-    assert actual.decode("utf-8") == golden(f"{case}.chat.json", actual).decode("utf-8")
+    assert actual.decode("utf-8") == GOLDEN.stored(f"{case}.chat.json", actual).decode("utf-8")
 
 
 def test_count_tokens_body_needs_no_max_tokens_and_never_streams():
@@ -242,8 +196,8 @@ def test_parse_rejects_naming_the_field(body, field, param):
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_encode_golden(case):
-    actual = encode(case_events(case))
-    assert actual == golden(f"{case}.sse", actual)
+    actual = encode(GOLDEN.events(case))
+    assert actual == GOLDEN.stored(f"{case}.sse", actual)
     replay = Replay(actual)
     assert replay.message["id"] == MESSAGE_ID and replay.message["model"] == MODEL
     assert replay.start_usage == {"input_tokens": INPUT_TOKENS, "output_tokens": 1,
@@ -252,19 +206,19 @@ def test_encode_golden(case):
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_stream_replays_to_the_non_streaming_render(case):
-    replay = Replay(encode(case_events(case)))
-    reply = chat.collect(stream_of(case_events(case)))
+    replay = Replay(encode(GOLDEN.events(case)))
+    reply = chat.collect(stream_of(GOLDEN.events(case)))
     assert replay.message == proto.render(reply, model=MODEL, message_id=MESSAGE_ID)
 
 
 def test_message_start_carries_the_streams_input_tokens():
-    stream = stream_of(case_events("text_only"), input_tokens=98765)
+    stream = stream_of(GOLDEN.events("text_only"), input_tokens=98765)
     first = next(iter(proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID)))
-    assert frames(first)[0][1]["message"]["usage"]["input_tokens"] == 98765
+    assert event_frames(first)[0][1]["message"]["usage"]["input_tokens"] == 98765
 
 
 def test_tool_calls_stream_each_call_as_its_own_block():
-    replay = Replay(encode(case_events("tool_calls")))
+    replay = Replay(encode(GOLDEN.events("tool_calls")))
     assert [(b["type"], b.get("id"), b.get("input")) for b in replay.message["content"]] == [
         ("text", None, None), ("tool_use", "toolu_01A", {"file_path": "/a.py"}),
         ("tool_use", "toolu_01B", {"pattern": 'fo"o'})]
@@ -276,20 +230,20 @@ def test_a_tool_block_closes_as_soon_as_its_call_ends():
     pulled: List[chat.Event] = []
 
     def source() -> Iterator[chat.Event]:
-        for event in events_from_json(case_events("tool_calls")):
+        for event in events_from_json(GOLDEN.events("tool_calls")):
             pulled.append(event)
             yield event
 
     stream = chat.Stream(source(), model=MODEL, input_tokens=INPUT_TOKENS)
     for chunk in proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID):
-        if frames(chunk) == [("content_block_stop", {"type": "content_block_stop", "index": 1})]:
+        if event_frames(chunk) == [("content_block_stop", {"type": "content_block_stop", "index": 1})]:
             break
     # The client may start running the tool at the stop, so it must not wait for the next event.
     assert pulled[-1] == chat.ToolCallEnd("toolu_01A", {"file_path": "/a.py"})
 
 
 def test_heartbeat_becomes_a_ping_between_deltas():
-    names = Replay(encode(case_events("heartbeat"))).names
+    names = Replay(encode(GOLDEN.events("heartbeat"))).names
     assert names == ["message_start", "ping", "content_block_start", "content_block_delta", "ping",
                      "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
 
@@ -297,16 +251,16 @@ def test_heartbeat_becomes_a_ping_between_deltas():
 @pytest.mark.parametrize("case, reason, sequence, output_tokens", [
     ("stop_sequence", "stop_sequence", "END", 6), ("max_tokens", "max_tokens", None, 16)])
 def test_finish_reasons_reach_message_delta(case, reason, sequence, output_tokens):
-    delta = [data for name, data in frames(encode(case_events(case))) if name == "message_delta"]
+    delta = [data for name, data in event_frames(encode(GOLDEN.events(case))) if name == "message_delta"]
     assert delta[0]["delta"] == {"stop_reason": reason, "stop_sequence": sequence}
     assert delta[0]["usage"]["output_tokens"] == output_tokens
 
 
 def test_stream_error_is_an_error_event_without_message_stop():
     seen, closed = [], []
-    stream = stream_of(case_events("error_mid_stream"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("error_mid_stream"), on_close=lambda: closed.append(True))
     body = b"".join(proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID, on_error=seen.append))
-    name, data = frames(body)[-1]
+    name, data = event_frames(body)[-1]
     assert name == "error" and data["error"] == {"type": "api_error", "message": "the upstream stream ended early"}
     assert re.fullmatch(r"req_[A-Za-z0-9]{1,24}", data["request_id"])
     assert b"message_stop" not in body and b"message_delta" not in body
@@ -316,7 +270,7 @@ def test_stream_error_is_an_error_event_without_message_stop():
 @pytest.mark.parametrize("frames_read", [1, 2, 3, 4])
 def test_a_client_that_stops_reading_closes_the_stream(frames_read):
     closed = []
-    stream = stream_of(case_events("text_only"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("text_only"), on_close=lambda: closed.append(True))
     body = proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID)
     for _ in range(frames_read):
         next(body)
@@ -343,7 +297,7 @@ def sdk_stream(body: bytes) -> Tuple[List[str], SdkMessage]:
 
 
 def test_sdk_accumulates_the_tool_call_stream():
-    types, message = sdk_stream(encode(case_events("tool_calls")))
+    types, message = sdk_stream(encode(GOLDEN.events("tool_calls")))
     assert types.count("input_json") == 4 and types[-1] == "message_stop"
     assert [block.type for block in message.content] == ["text", "tool_use", "tool_use"]
     assert message.content[0].text == "Reading both."
@@ -354,7 +308,7 @@ def test_sdk_accumulates_the_tool_call_stream():
 
 
 def test_sdk_accumulates_thinking_with_its_signature():
-    _, message = sdk_stream(encode(case_events("thinking_signature")))
+    _, message = sdk_stream(encode(GOLDEN.events("thinking_signature")))
     assert [(b.type, getattr(b, "signature", None)) for b in message.content] == [
         ("thinking", "EqQBCkYIBxgCKkDsig=="), ("text", None)]
 
@@ -362,14 +316,14 @@ def test_sdk_accumulates_thinking_with_its_signature():
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_every_event_validates_against_the_sdk_types(case):
     adapter = pydantic.TypeAdapter(RawMessageStreamEvent)
-    for name, data in frames(encode(case_events(case))):
+    for name, data in event_frames(encode(GOLDEN.events(case))):
         if name != "ping":  # the SDK skips pings before parsing
             assert adapter.validate_python(data).type == name
 
 
 def test_sdk_raises_the_stream_error_with_its_body():
     with pytest.raises(anthropic.APIStatusError) as info:
-        sdk_stream(encode(case_events("error_mid_stream")))
+        sdk_stream(encode(GOLDEN.events("error_mid_stream")))
     assert info.value.body["error"] == {"type": "api_error", "message": "the upstream stream ended early"}
 
 
@@ -426,9 +380,7 @@ ERROR_TABLE = {
 
 
 def test_error_table_covers_every_proxy_error():
-    defined = {value for value in vars(errors).values()
-               if isinstance(value, type) and issubclass(value, errors.ProxyError)}
-    assert defined == set(ERROR_TABLE)
+    assert proxy_errors() == set(ERROR_TABLE)
 
 
 @pytest.mark.parametrize("cls", list(ERROR_TABLE), ids=lambda cls: cls.__name__)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
@@ -19,6 +16,7 @@ from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.protocols import gemini as proto
 from kiroproxy.protocols import gemini_request
+from tests.golden import Goldens, events_from_json, proxy_errors, to_json
 
 pytest.importorskip("google.genai", reason="the official SDKs need Python 3.10 or newer")
 
@@ -27,7 +25,7 @@ from google import genai  # noqa: E402
 from google.genai import errors as genai_errors  # noqa: E402
 from google.genai import types  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "gemini"
+GOLDEN = Goldens("gemini")
 PARSE_CASES = [
     "plain_text", "no_role", "snake_case", "multi_turn", "media", "function_ids_missing", "thought_signatures",
     "tools_openapi", "tool_config_any_one", "tool_config_any", "tool_config_validated", "thinking_dynamic",
@@ -44,22 +42,6 @@ INPUT_TOKENS = 321
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAIAAAUAAaJPXQAAAABJRU5ErkJggg=="
 
 
-def golden(name: str, actual: bytes) -> bytes:
-    """The stored golden bytes; rewritten from `actual` only when KIROPROXY_UPDATE_GOLDEN=1."""
-    path = GOLDEN / name
-    if os.environ.get("KIROPROXY_UPDATE_GOLDEN") == "1":
-        path.write_bytes(actual)
-    return path.read_bytes()
-
-
-def to_json(request: chat.ChatRequest) -> str:
-    """A deterministic rendering of a ChatRequest; each part is tagged with its class name."""
-    data = asdict(request)
-    for raw, message in zip(data["messages"], request.messages):
-        raw["parts"] = [{"type": type(part).__name__, **asdict(part)} for part in message.parts]
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
 def body(*texts: str, **extra: Any) -> Dict[str, Any]:
     """A generateContent body: alternating user/model text contents plus top-level fields."""
     contents = [{"role": "user" if i % 2 == 0 else "model", "parts": [{"text": t}]}
@@ -69,20 +51,6 @@ def body(*texts: str, **extra: Any) -> Dict[str, Any]:
 
 def parse(document: Any, **kw: Any) -> chat.ChatRequest:
     return proto.parse(document, model=kw.pop("model", MODEL), stream=kw.pop("stream", False), **kw)
-
-
-def events_from_json(items: List[Dict[str, Any]]) -> Iterator[chat.Event]:
-    """Chat events from `[{"type": "TextDelta", "text": "Hel"}, ...]`; `{"type": "raise", "error":
-    "Truncated", "message": ...}` raises that kiroproxy.errors class at that point instead."""
-    for item in items:
-        fields = {key: value for key, value in item.items() if key != "type"}
-        if item["type"] == "raise":
-            raise getattr(errors, fields["error"])(fields["message"])
-        yield getattr(chat, item["type"])(**fields)
-
-
-def case_events(case: str) -> List[Dict[str, Any]]:
-    return json.loads((GOLDEN / f"{case}.events.json").read_text("utf-8"))
 
 
 def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
@@ -140,15 +108,14 @@ def merged_parts(documents: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def test_every_golden_file_belongs_to_a_case():
-    stems = {path.name.split(".", 1)[0] for path in GOLDEN.iterdir()}
-    assert stems == set(PARSE_CASES) | set(ENCODE_CASES)
+    assert GOLDEN.cases() == set(PARSE_CASES) | set(ENCODE_CASES)
 
 
 @pytest.mark.parametrize("case", PARSE_CASES)
 def test_parse_golden(case):
-    document = json.loads((GOLDEN / f"{case}.request.json").read_text("utf-8"))
+    document = GOLDEN.request(case)
     actual = to_json(parse(document, stream=case.startswith("gemini_cli_tool"))).encode("utf-8")
-    assert actual.decode("utf-8") == golden(f"{case}.chat.json", actual).decode("utf-8")
+    assert actual.decode("utf-8") == GOLDEN.stored(f"{case}.chat.json", actual).decode("utf-8")
 
 
 def test_snake_case_means_the_same_as_camel_case():
@@ -177,7 +144,7 @@ def test_snake_case_means_the_same_as_camel_case():
 
 
 def test_function_responses_without_ids_pair_with_their_calls():
-    request = parse(json.loads((GOLDEN / "function_ids_missing.request.json").read_text("utf-8")))
+    request = parse(GOLDEN.request("function_ids_missing"))
     calls = [p for p in request.messages[1].parts if isinstance(p, chat.ToolUse)]
     results = [p for p in request.messages[2].parts if isinstance(p, chat.ToolResult)]
     by_call = {call.id: call.input for call in calls}
@@ -350,27 +317,27 @@ def test_parse_rejects_naming_the_field(document, where):
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_sse_golden(case):
-    actual = encode_sse(case_events(case))
-    assert actual == golden(f"{case}.sse", actual)
+    actual = encode_sse(GOLDEN.events(case))
+    assert actual == GOLDEN.stored(f"{case}.sse", actual)
     assert b"event:" not in actual and b"[DONE]" not in actual
 
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_json_array_golden(case):
-    actual = encode_array(case_events(case))
-    assert actual == golden(f"{case}.json-array", actual)
+    actual = encode_array(GOLDEN.events(case))
+    assert actual == GOLDEN.stored(f"{case}.json-array", actual)
     assert actual.startswith(b"[") and actual.endswith(b"]")
 
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_both_stream_shapes_carry_the_same_documents(case):
-    from_sse = [d for d in sse_documents(encode_sse(case_events(case))) if d is not None]
-    assert json.loads(encode_array(case_events(case))) == from_sse
+    from_sse = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
+    assert json.loads(encode_array(GOLDEN.events(case))) == from_sse
 
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_every_chunk_validates_and_only_the_last_finishes(case):
-    documents = [d for d in sse_documents(encode_sse(case_events(case))) if d is not None]
+    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
     for document in documents:
         parsed = types.GenerateContentResponse.model_validate(document)
         assert (parsed.model_version, parsed.response_id) == (MODEL, RESPONSE_ID)
@@ -381,8 +348,8 @@ def test_every_chunk_validates_and_only_the_last_finishes(case):
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_stream_replays_to_the_non_streaming_render(case):
-    documents = [d for d in sse_documents(encode_sse(case_events(case))) if d is not None]
-    rendered = proto.render(chat.collect(stream_of(case_events(case))), model=MODEL, response_id=RESPONSE_ID)
+    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
+    rendered = proto.render(chat.collect(stream_of(GOLDEN.events(case))), model=MODEL, response_id=RESPONSE_ID)
     candidate = rendered["candidates"][0]
     assert merged_parts(documents) == candidate["content"]["parts"]
     assert documents[-1]["candidates"][0]["finishReason"] == candidate["finishReason"]
@@ -390,7 +357,7 @@ def test_stream_replays_to_the_non_streaming_render(case):
 
 
 def test_tool_calls_arrive_whole_one_per_chunk():
-    documents = [d for d in sse_documents(encode_sse(case_events("tool_calls"))) if d is not None]
+    documents = [d for d in sse_documents(encode_sse(GOLDEN.events("tool_calls"))) if d is not None]
     assert [d["candidates"][0]["content"]["parts"] for d in documents[:-1]] == [
         [{"text": "Reading both."}],
         [{"functionCall": {"id": "toolu_01A", "name": "read_file", "args": {"file_path": "/a.py"}}}],
@@ -406,7 +373,7 @@ def test_chunks_leave_before_the_next_event_is_read():
     pulled: List[chat.Event] = []
 
     def source() -> Iterator[chat.Event]:
-        for event in events_from_json(case_events("tool_calls")):
+        for event in events_from_json(GOLDEN.events("tool_calls")):
             pulled.append(event)
             yield event
 
@@ -419,10 +386,10 @@ def test_chunks_leave_before_the_next_event_is_read():
 
 
 def test_heartbeats_are_blank_lines_in_both_shapes():
-    sse = sse_documents(encode_sse(case_events("heartbeat")))
+    sse = sse_documents(encode_sse(GOLDEN.events("heartbeat")))
     assert [d if d is None else d["candidates"][0]["content"]["parts"] for d in sse[:-1]] == [
         None, [{"text": "a"}], None, None, [{"text": "b"}]]
-    array = encode_array(case_events("heartbeat"))
+    array = encode_array(GOLDEN.events("heartbeat"))
     assert array.count(b"\n") == 3 + 2  # three keep-alives, two separators
     assert array.startswith(b"[\n{")
 
@@ -434,7 +401,7 @@ def test_heartbeats_are_blank_lines_in_both_shapes():
     ("thinking_signature", "STOP", (400, 5, 15)),
 ])
 def test_finish_reasons_and_usage(case, finish, counts):
-    final = [d for d in sse_documents(encode_sse(case_events(case))) if d is not None][-1]
+    final = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None][-1]
     usage = final["usageMetadata"]
     assert final["candidates"][0]["finishReason"] == finish
     assert (usage["promptTokenCount"], usage["candidatesTokenCount"], usage["thoughtsTokenCount"]) == counts
@@ -444,7 +411,7 @@ def test_finish_reasons_and_usage(case, finish, counts):
 @pytest.mark.parametrize("encode", [proto.encode_sse, proto.encode_json_array])
 def test_stream_error_is_the_last_document_and_the_stream_is_closed(encode):
     closed: List[bool] = []
-    stream = stream_of(case_events("error_mid_stream"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("error_mid_stream"), on_close=lambda: closed.append(True))
     raw = b"".join(encode(stream, model=MODEL, response_id=RESPONSE_ID))
     documents = sse_documents(raw) if encode is proto.encode_sse else json.loads(raw)
     assert documents[0]["candidates"][0]["content"]["parts"] == [{"text": "Partial"}]
@@ -457,7 +424,7 @@ def test_stream_error_is_the_last_document_and_the_stream_is_closed(encode):
 @pytest.mark.parametrize("chunks_read", [1, 2])
 def test_a_client_that_stops_reading_closes_the_stream(encode, chunks_read):
     closed: List[bool] = []
-    stream = stream_of(case_events("text_only"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("text_only"), on_close=lambda: closed.append(True))
     chunks = encode(stream, model=MODEL, response_id=RESPONSE_ID)
     for _ in range(chunks_read):
         next(chunks)
@@ -481,7 +448,7 @@ def sdk_chunks(raw: bytes) -> List[types.GenerateContentResponse]:
 
 
 def test_sdk_reads_the_tool_call_stream():
-    chunks = sdk_chunks(encode_sse(case_events("tool_calls")))
+    chunks = sdk_chunks(encode_sse(GOLDEN.events("tool_calls")))
     calls = [c.function_calls[0] for c in chunks if c.function_calls]
     assert [(c.id, c.name, c.args) for c in calls] == [
         ("toolu_01A", "read_file", {"file_path": "/a.py"}), ("toolu_01B", "grep_search", {"pattern": 'fo"o'})]
@@ -491,8 +458,8 @@ def test_sdk_reads_the_tool_call_stream():
 
 
 def test_sdk_reads_thoughts_with_their_signatures():
-    chunks = sdk_chunks(encode_sse(case_events("thinking_signature")) + encode_sse(
-        case_events("signature_not_base64")))
+    chunks = sdk_chunks(encode_sse(GOLDEN.events("thinking_signature")) + encode_sse(
+        GOLDEN.events("signature_not_base64")))
     parts = [p for c in chunks for p in c.candidates[0].content.parts]
     signed = [p.thought_signature for p in parts if p.thought_signature]
     assert signed[0] == base64.b64decode("EqQBCkYIBxgCKkDsig==")
@@ -501,18 +468,18 @@ def test_sdk_reads_thoughts_with_their_signatures():
 
 
 def test_sdk_reads_past_keepalives():
-    assert "".join(c.text or "" for c in sdk_chunks(encode_sse(case_events("heartbeat")))) == "ab"
+    assert "".join(c.text or "" for c in sdk_chunks(encode_sse(GOLDEN.events("heartbeat")))) == "ab"
 
 
 def test_sse_comments_would_break_the_sdk():
     """Why keep-alives are blank lines: google-genai parses a `: comment` line as JSON."""
     with pytest.raises(genai_errors.UnknownApiResponseError):
-        sdk_chunks(b": keepalive\n\n" + encode_sse(case_events("text_only")))
+        sdk_chunks(b": keepalive\n\n" + encode_sse(GOLDEN.events("text_only")))
 
 
 def test_sdk_raises_the_stream_error():
     with pytest.raises(genai_errors.ServerError) as info:
-        sdk_chunks(encode_sse(case_events("error_mid_stream")))
+        sdk_chunks(encode_sse(GOLDEN.events("error_mid_stream")))
     assert (info.value.code, info.value.status) == (503, "UNAVAILABLE")
     assert info.value.message == "the upstream stream ended early"
 
@@ -633,9 +600,7 @@ ERROR_TABLE = {
 
 
 def test_error_table_covers_every_proxy_error():
-    defined = {value for value in vars(errors).values()
-               if isinstance(value, type) and issubclass(value, errors.ProxyError)}
-    assert defined == set(ERROR_TABLE)
+    assert proxy_errors() == set(ERROR_TABLE)
 
 
 @pytest.mark.parametrize("cls", list(ERROR_TABLE), ids=lambda cls: cls.__name__)

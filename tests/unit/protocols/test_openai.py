@@ -8,8 +8,6 @@ client-protocols.md §1, validated against the openai SDK's own types, and read 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -18,7 +16,7 @@ from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.kiro.models import Catalog
 from kiroproxy.protocols import openai as proto
-from tests.unit.protocols.test_anthropic import events_from_json, to_json
+from tests.golden import Goldens, events_from_json, proxy_errors, to_json
 
 pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
 
@@ -26,7 +24,7 @@ import httpx2  # noqa: E402
 import openai  # noqa: E402
 from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "openai"
+GOLDEN = Goldens("openai")
 PARSE_CASES = ["plain_string", "system_developer", "content_parts", "tool_round_trip", "legacy_functions",
                "structured_output", "continue_shaped", "json_object"]
 # case -> include_usage
@@ -40,21 +38,9 @@ INPUT_TOKENS = 321
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAfbLI3wAAAABJRU5ErkJggg=="
 
 
-def golden(name: str, actual: bytes) -> bytes:
-    """The stored golden bytes; rewritten from `actual` only when KIROPROXY_UPDATE_GOLDEN=1."""
-    path = GOLDEN / name
-    if os.environ.get("KIROPROXY_UPDATE_GOLDEN") == "1":
-        path.write_bytes(actual)
-    return path.read_bytes()
-
-
 def body(text: str = "hi", **kw: Any) -> Dict[str, Any]:
     """A minimal Chat Completions body with `kw` merged in."""
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **kw}
-
-
-def case_events(case: str) -> List[Dict[str, Any]]:
-    return json.loads((GOLDEN / f"{case}.events.json").read_text("utf-8"))
 
 
 def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
@@ -62,7 +48,7 @@ def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
 
 
 def encode(case: str) -> bytes:
-    return b"".join(proto.encode_stream(stream_of(case_events(case)), model=MODEL,
+    return b"".join(proto.encode_stream(stream_of(GOLDEN.events(case)), model=MODEL,
                                         include_usage=ENCODE_CASES[case], completion_id=COMPLETION_ID,
                                         created=CREATED))
 
@@ -143,15 +129,14 @@ class Replay:
 
 
 def test_every_golden_file_belongs_to_a_case():
-    stems = {path.name.split(".", 1)[0] for path in GOLDEN.iterdir()}
-    assert stems == set(PARSE_CASES) | set(ENCODE_CASES)
+    assert GOLDEN.cases() == set(PARSE_CASES) | set(ENCODE_CASES)
 
 
 @pytest.mark.parametrize("case", PARSE_CASES)
 def test_parse_golden(case):
-    request = json.loads((GOLDEN / f"{case}.request.json").read_text("utf-8"))
+    request = GOLDEN.request(case)
     actual = to_json(proto.parse(request)).encode("utf-8")
-    assert actual.decode("utf-8") == golden(f"{case}.chat.json", actual).decode("utf-8")
+    assert actual.decode("utf-8") == GOLDEN.stored(f"{case}.chat.json", actual).decode("utf-8")
 
 
 @pytest.mark.parametrize("effort, expected", [
@@ -266,14 +251,14 @@ def test_parse_rejects_naming_the_field(request_body, field, param):
 @pytest.mark.parametrize("case", list(ENCODE_CASES))
 def test_encode_golden(case):
     actual = encode(case)
-    assert actual == golden(f"{case}.sse", actual)
+    assert actual == GOLDEN.stored(f"{case}.sse", actual)
     Replay(actual, ENCODE_CASES[case])
 
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_stream_replays_to_the_non_streaming_render(case):
     replay = Replay(encode(case), ENCODE_CASES[case])
-    rendered = proto.render(chat.collect(stream_of(case_events(case))), model=MODEL,
+    rendered = proto.render(chat.collect(stream_of(GOLDEN.events(case))), model=MODEL,
                             completion_id=COMPLETION_ID, created=CREATED)
     (choice,) = rendered["choices"]
     expected = {k: v for k, v in choice["message"].items() if k != "refusal"}
@@ -335,7 +320,7 @@ def test_finish_reasons_in_the_stream(case, reason):
 
 def test_stream_error_is_an_error_frame_and_the_end():
     closed = []
-    stream = stream_of(case_events("error_mid_stream"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("error_mid_stream"), on_close=lambda: closed.append(True))
     out = frames(b"".join(proto.encode_stream(stream, model=MODEL, completion_id=COMPLETION_ID, created=CREATED)))
     assert out[-1] == {"error": {"message": "the upstream stream ended early", "type": "server_error",
                                  "param": None, "code": None}}
@@ -351,7 +336,7 @@ def test_a_stream_without_finish_reports_an_error():
 @pytest.mark.parametrize("chunks_read", [1, 2, 3])
 def test_a_client_that_stops_reading_closes_the_stream(chunks_read):
     closed = []
-    stream = stream_of(case_events("text_only"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("text_only"), on_close=lambda: closed.append(True))
     out = proto.encode_stream(stream, model=MODEL)
     for _ in range(chunks_read):
         next(out)
@@ -360,7 +345,7 @@ def test_a_client_that_stops_reading_closes_the_stream(chunks_read):
 
 
 def test_live_defaults_for_id_and_created():
-    first = frames(next(iter(proto.encode_stream(stream_of(case_events("text_only")), model=MODEL))))[0]
+    first = frames(next(iter(proto.encode_stream(stream_of(GOLDEN.events("text_only")), model=MODEL))))[0]
     assert first["id"].startswith("chatcmpl-") and len(first["id"]) > len("chatcmpl-") + 8
     assert first["created"] > 1700000000
 
@@ -458,9 +443,7 @@ ERROR_TABLE = {
 
 
 def test_error_table_covers_every_proxy_error():
-    defined = {value for value in vars(errors).values()
-               if isinstance(value, type) and issubclass(value, errors.ProxyError)}
-    assert defined == set(ERROR_TABLE)
+    assert proxy_errors() == set(ERROR_TABLE)
 
 
 @pytest.mark.parametrize("cls", list(ERROR_TABLE), ids=lambda cls: cls.__name__)

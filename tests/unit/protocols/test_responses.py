@@ -10,10 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import os
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pydantic
 import pytest
@@ -22,6 +19,7 @@ from kiroproxy import chat, errors
 from kiroproxy.protocols import openai as openai_proto
 from kiroproxy.protocols import response_items
 from kiroproxy.protocols import responses as proto
+from tests.golden import Goldens, event_frames, events_from_json, to_json
 
 pytest.importorskip("openai", reason="the official SDKs need Python 3.10 or newer")
 
@@ -30,7 +28,7 @@ import openai  # noqa: E402
 from openai.types.responses import Response as SdkResponse  # noqa: E402
 from openai.types.responses import ResponseStreamEvent  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "responses"
+GOLDEN = Goldens("responses")
 PARSE_CASES = [
     "plain_string", "codex", "images", "tool_choice_function", "tool_choice_required", "tool_choice_none",
     "namespace_clash", "reasoning_minimal", "json_schema", "json_object", "assistant_turn",
@@ -59,40 +57,9 @@ BODY: Dict[str, Any] = {
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-def golden(name: str, actual: bytes) -> bytes:
-    """The stored golden bytes; rewritten from `actual` only when KIROPROXY_UPDATE_GOLDEN=1."""
-    path = GOLDEN / name
-    if os.environ.get("KIROPROXY_UPDATE_GOLDEN") == "1":
-        path.write_bytes(actual)
-    return path.read_bytes()
-
-
 def pinned_ids() -> Callable[[str], str]:
     counter = itertools.count(1)
     return lambda prefix: f"{prefix}_{next(counter):03d}"
-
-
-def to_json(request: chat.ChatRequest) -> str:
-    """A deterministic rendering of a ChatRequest; each part is tagged with its class name."""
-    data = asdict(request)
-    for raw, message in zip(data["messages"], request.messages):
-        raw["parts"] = [{"type": type(part).__name__, **asdict(part)} for part in message.parts]
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def events_from_json(items: List[Dict[str, Any]]) -> Iterator[chat.Event]:
-    """Chat events from `[{"type": "TextDelta", "text": "Hel"}, ...]`; `{"type": "raise", ...}`
-    raises that kiroproxy.errors class (with its keyword arguments) at that point instead."""
-    for item in items:
-        fields = {key: value for key, value in item.items() if key != "type"}
-        if item["type"] == "raise":
-            error = getattr(errors, fields.pop("error"))
-            raise error(fields.pop("message"), **fields)
-        yield getattr(chat, item["type"])(**fields)
-
-
-def case_events(case: str) -> List[Dict[str, Any]]:
-    return json.loads((GOLDEN / f"{case}.events.json").read_text("utf-8"))
 
 
 def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
@@ -106,27 +73,11 @@ def encode(items: List[Dict[str, Any]], body: Optional[Dict[str, Any]] = None,
                                         created=CREATED, on_complete=sink.append, ids=pinned_ids()))
 
 
-def frames(body: bytes) -> List[Tuple[str, Dict[str, Any]]]:
-    """(event name, data) per SSE frame; comment frames are left out. Each data frame must be
-    exactly an event line and a data line whose `type` repeats the event name."""
-    assert body.endswith(b"\n\n")
-    out = []
-    for raw in body[:-2].decode("utf-8").split("\n\n"):
-        if raw.startswith(":"):
-            continue
-        event_line, data_line = raw.split("\n")
-        assert event_line.startswith("event: ") and data_line.startswith("data: "), raw
-        name, data = event_line[len("event: "):], json.loads(data_line[len("data: "):])
-        assert data["type"] == name
-        out.append((name, data))
-    return out
-
-
 class Replay:
     """Rebuilds the output items from the events, asserting §2's sequence rules on the way."""
 
     def __init__(self, body: bytes) -> None:
-        self.events = frames(body)
+        self.events = event_frames(body, skip_comments=True)
         self.names = [name for name, _ in self.events]
         assert [data["sequence_number"] for _, data in self.events] == list(range(len(self.events)))
         assert self.names[:2] == ["response.created", "response.in_progress"], self.names
@@ -198,19 +149,18 @@ class Replay:
 
 
 def test_every_golden_file_belongs_to_a_case():
-    stems = {path.name.split(".", 1)[0] for path in GOLDEN.iterdir()}
-    assert stems == set(PARSE_CASES) | set(ENCODE_CASES)
+    assert GOLDEN.cases() == set(PARSE_CASES) | set(ENCODE_CASES)
 
 
 @pytest.mark.parametrize("case", PARSE_CASES)
 def test_parse_golden(case):
-    body = json.loads((GOLDEN / f"{case}.request.json").read_text("utf-8"))
+    body = GOLDEN.request(case)
     actual = to_json(proto.parse(body, None)).encode("utf-8")
-    assert actual.decode("utf-8") == golden(f"{case}.chat.json", actual).decode("utf-8")
+    assert actual.decode("utf-8") == GOLDEN.stored(f"{case}.chat.json", actual).decode("utf-8")
 
 
 def test_codex_request_becomes_alternating_turns_with_matched_tool_ids():
-    body = json.loads((GOLDEN / "codex.request.json").read_text("utf-8"))
+    body = GOLDEN.request("codex")
     request = proto.parse(body, None)
     assert [m.role for m in request.messages] == ["user"] + ["assistant", "user"] * 3
     assert request.system == ("You are Codex, a coding agent.\n\n"
@@ -224,7 +174,7 @@ def test_codex_request_becomes_alternating_turns_with_matched_tool_ids():
 
 
 def test_namespace_clash_gets_qualified_names_both_ways():
-    body = json.loads((GOLDEN / "namespace_clash.request.json").read_text("utf-8"))
+    body = GOLDEN.request("namespace_clash")
     box = response_items.toolbox(body["tools"])
     assert [t.name for t in box.tools] == ["jira__search", "wiki__search", "open"]
     assert box.origin("wiki__search") == response_items.ClientTool("function", "search", "wiki")
@@ -377,8 +327,8 @@ def test_parse_takes_the_model_from_the_previous_response_when_missing():
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_encode_golden(case):
-    actual = encode(case_events(case))
-    assert actual == golden(f"{case}.sse", actual)
+    actual = encode(GOLDEN.events(case))
+    assert actual == GOLDEN.stored(f"{case}.sse", actual)
     replay = Replay(actual)
     assert replay.final["id"] == RESPONSE_ID and replay.final["created_at"] == CREATED
     assert replay.final["model"] == "gpt-5.1-codex"
@@ -387,7 +337,7 @@ def test_encode_golden(case):
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_every_event_validates_against_the_sdk_types(case):
     adapter = pydantic.TypeAdapter(ResponseStreamEvent)
-    for name, data in frames(encode(case_events(case))):
+    for name, data in event_frames(encode(GOLDEN.events(case)), skip_comments=True):
         assert adapter.validate_python(data).type == name
 
 
@@ -403,9 +353,9 @@ def normalized(document: Dict[str, Any]) -> Dict[str, Any]:
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_stream_replays_to_the_non_streaming_render(case):
     completed: List[dict] = []
-    replay = Replay(encode(case_events(case), completed=completed))
+    replay = Replay(encode(GOLDEN.events(case), completed=completed))
     builder = chat.ReplyBuilder("claude-sonnet-4.5", INPUT_TOKENS)
-    for event in events_from_json(case_events(case)):
+    for event in events_from_json(GOLDEN.events(case)):
         builder.add(event)
     rendered = proto.render(builder.reply, body=BODY, response_id=RESPONSE_ID, created=CREATED, ids=pinned_ids())
     assert normalized(replay.final) == normalized(rendered)
@@ -413,7 +363,7 @@ def test_stream_replays_to_the_non_streaming_render(case):
 
 
 def test_tool_calls_keep_ids_names_and_namespaces():
-    output = Replay(encode(case_events("tool_calls"))).final["output"]
+    output = Replay(encode(GOLDEN.events("tool_calls"))).final["output"]
     assert [(i["type"], i["id"], i.get("call_id"), i.get("name"), i.get("namespace")) for i in output] == [
         ("message", "msg_001", None, None, None), ("function_call", "fc_002", "tooluse_A", "shell", None),
         ("function_call", "fc_003", "tooluse_B", "list_issues", "mcp__github__")]
@@ -421,24 +371,24 @@ def test_tool_calls_keep_ids_names_and_namespaces():
 
 
 def test_custom_tool_call_goes_back_as_raw_input():
-    final = Replay(encode(case_events("custom_tool_call"))).final
+    final = Replay(encode(GOLDEN.events("custom_tool_call"))).final
     assert final["output"] == [{"id": "ctc_001", "type": "custom_tool_call", "status": "completed",
                                 "call_id": "tooluse_P", "name": "apply_patch",
                                 "input": "*** Begin Patch\n*** End Patch\n"}]
 
 
 def test_usage_reaches_completed():
-    final = Replay(encode(case_events("text_only"))).final
+    final = Replay(encode(GOLDEN.events("text_only"))).final
     assert final["usage"] == {
         "input_tokens": 40, "input_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 0},
         "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 42}
-    reasoning = Replay(encode(case_events("reasoning_text"))).final["usage"]
+    reasoning = Replay(encode(GOLDEN.events("reasoning_text"))).final["usage"]
     assert reasoning["input_tokens"] == INPUT_TOKENS and reasoning["output_tokens_details"]["reasoning_tokens"] == 5
 
 
 def test_max_tokens_finish_is_response_incomplete():
     completed: List[dict] = []
-    replay = Replay(encode(case_events("max_tokens"), completed=completed))
+    replay = Replay(encode(GOLDEN.events("max_tokens"), completed=completed))
     assert replay.names[-1] == "response.incomplete"
     assert replay.final["status"] == "incomplete"
     assert replay.final["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -447,7 +397,7 @@ def test_max_tokens_finish_is_response_incomplete():
 
 
 def test_heartbeat_becomes_a_comment_between_deltas():
-    body = encode(case_events("heartbeat"))
+    body = encode(GOLDEN.events("heartbeat"))
     chunks = body.decode("utf-8").split("\n\n")
     comment = chunks.index(": keepalive")
     assert "response.output_text.delta" in chunks[comment - 1] and "response.output_text.delta" in chunks[comment + 1]
@@ -481,7 +431,7 @@ def test_a_stream_without_finish_still_completes():
 @pytest.mark.parametrize("frames_read", [1, 2, 5])
 def test_a_client_that_stops_reading_closes_the_stream(frames_read):
     closed: List[bool] = []
-    stream = stream_of(case_events("text_only"), on_close=lambda: closed.append(True))
+    stream = stream_of(GOLDEN.events("text_only"), on_close=lambda: closed.append(True))
     body = proto.encode_stream(stream, body=BODY, response_id=RESPONSE_ID, created=CREATED,
                                on_complete=lambda document: None)
     for _ in range(frames_read):
@@ -491,7 +441,7 @@ def test_a_client_that_stops_reading_closes_the_stream(frames_read):
 
 
 def test_live_ids_have_the_documented_prefixes():
-    body = b"".join(proto.encode_stream(stream_of(case_events("tool_calls")), body=BODY, response_id=proto.new_id(),
+    body = b"".join(proto.encode_stream(stream_of(GOLDEN.events("tool_calls")), body=BODY, response_id=proto.new_id(),
                                         created=CREATED, on_complete=lambda document: None))
     final = Replay(body).final
     assert final["id"].startswith("resp_") and len(final["id"]) > 20
@@ -515,7 +465,7 @@ def sdk_stream(body: bytes) -> Tuple[List[str], Any]:
 
 
 def test_sdk_accumulates_text_and_tool_calls():
-    types, response = sdk_stream(encode(case_events("tool_calls")))
+    types, response = sdk_stream(encode(GOLDEN.events("tool_calls")))
     assert types[-1] == "response.completed"
     assert response.output_text == "Checking both."
     calls = [item for item in response.output if item.type == "function_call"]
@@ -525,7 +475,7 @@ def test_sdk_accumulates_text_and_tool_calls():
 
 
 def test_sdk_reads_reasoning_summaries():
-    _, response = sdk_stream(encode(case_events("reasoning_text")))
+    _, response = sdk_stream(encode(GOLDEN.events("reasoning_text")))
     assert [item.type for item in response.output] == ["reasoning", "message"]
     assert response.output[0].summary[0].text == "Let me think."
     assert response.output_text == "The answer is 4."
