@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Dict, List, Optional, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .. import __version__
 from ..config import ConfigError, Settings, validate
@@ -24,31 +24,19 @@ SECRET_SETTINGS = ("admin_key", "api_keys")
 RUNTIME_SETTINGS = ("data_dir",)
 
 
-class AccountDoc(BaseModel):
-    """One account in an export document. Secrets may be masked (exported without secrets)."""
+def _account_doc() -> Any:
+    """One account in an export document: every Credentials field, all optional (secrets may be
+    masked when exported without them), plus `enabled`. Derived, so the two never drift apart."""
+    hints = get_type_hints(Credentials)
+    spec: Dict[str, Any] = {}
+    for item in fields(Credentials):
+        if item.name != "source_path":  # a path on the exporting machine means nothing elsewhere
+            spec[item.name] = (Optional[hints[item.name]], None if item.default is MISSING else item.default)
+    spec["enabled"] = (bool, True)
+    return create_model("AccountDoc", __config__=ConfigDict(extra="ignore"), **spec)
 
-    model_config = ConfigDict(extra="ignore")
 
-    id: Optional[str] = None
-    name: str = ""
-    auth_method: str = "social"
-    provider: str = ""
-    region: str = "us-east-1"
-    access_token: Optional[str] = None
-    refresh_token: Optional[str] = None
-    expires_at: float = 0.0
-    profile_arn: Optional[str] = None
-    client_id: Optional[str] = None
-    client_secret: Optional[str] = None
-    client_id_hash: Optional[str] = None
-    client_secret_expires_at: Optional[float] = None
-    token_endpoint: Optional[str] = None
-    scopes: Optional[str] = None
-    start_url: Optional[str] = None
-    machine_id: Optional[str] = None
-    proxy_url: Optional[str] = None
-    enabled: bool = True
-    created_at: Optional[float] = None
+AccountDoc = _account_doc()
 
 
 class ExportDoc(BaseModel):
