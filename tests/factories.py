@@ -51,3 +51,9 @@ def anthropic_body(text: str = "hi", **kw: Any) -> Dict[str, Any]:
                             "messages": [{"role": "user", "content": text}]}
     body.update(kw)
     return body
+
+
+def token_like(prefix: str, body: str) -> str:
+    """A fake credential shaped like a real one (aoa…, aor…, sk-ant-…), assembled at run time so the
+    repository holds no literal that looks like a leaked token."""
+    return prefix + body

@@ -157,9 +157,9 @@ def test_bookmark_note_tags_and_export(proxy, fake):
 
 def test_secrets_never_reach_flows_exports_or_logs(make_proxy, fake):
     proxy = make_proxy(api_keys=[CLIENT_KEY])
-    token = factories.token_file("aoaAccessTokenValue1234567890abcdefXYZ")
+    token = factories.token_file(factories.token_like("aoa", "AccessTokenValue1234567890abcdefXYZ"))
     proxy.admin("POST", "/accounts", json=token)
-    leak = "aorLeakedRefreshToken0123456789abcdefghijklmnop"
+    leak = factories.token_like("aor", "LeakedRefreshToken0123456789abcdefghijklmnop")
     anthropic_call(proxy, f"my key is {CLIENT_KEY} and {token['refreshToken']} and {leak}",
                    metadata={"user_id": "u", "api_key": "sk-in-the-body-0123456789"})
     fake.queue(throttled("30"), token=token["accessToken"])

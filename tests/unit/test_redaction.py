@@ -14,10 +14,11 @@ import copy
 import pytest
 
 from kiroproxy.redaction import MASK, SAFE_HEADERS, TOKEN_SHAPES, is_secret_key, redact, redact_text, safe_headers
+from tests.factories import token_like
 
-KIRO_ACCESS = "aoaAAAAAGexampleAccessToken0123456789"
-KIRO_REFRESH = "aorAAAAAGexampleRefreshToken0123456789"
-ANTHROPIC_KEY = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"
+KIRO_ACCESS = token_like("aoa", "AAAAAGexampleAccessToken0123456789")
+KIRO_REFRESH = token_like("aor", "AAAAAGexampleRefreshToken0123456789")
+ANTHROPIC_KEY = token_like("sk-ant-", "api03-abcdefghijklmnopqrstuvwxyz")
 KIRO_API_KEY = "ksk_0123456789abcdefXYZ"
 
 
@@ -114,7 +115,7 @@ def test_token_shapes_are_masked_without_being_known(token):
 
 @pytest.mark.parametrize("text", [
     "aoa-short", "aor1234", "sk-ant-short", "ksk_short", "a boa constrictor", "sk-proj-not-a-kiro-shape",
-    "xaoaAAAAAGnotAtAWordBoundary012345",
+    "x" + token_like("aoa", "AAAAAGnotAtAWordBoundary012345"),
 ])
 def test_text_that_only_resembles_a_token_is_kept(text):
     assert TOKEN_SHAPES.search(text) is None
@@ -141,5 +142,5 @@ def test_the_allow_list_carries_no_credential_header():
 
 
 def test_a_kiro_token_with_its_signature_part_is_masked_whole():
-    token = "aoaAAAAAGhgZ1Xn2Kq8bVwYt:MGQCMFx8Yq+abc/def=="
+    token = token_like("aoa", "AAAAAGhgZ1Xn2Kq8bVwYt:MGQCMFx8Yq+abc/def==")
     assert redact_text(f"token={token} end") == "token=[redacted] end"

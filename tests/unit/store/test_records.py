@@ -223,7 +223,7 @@ def test_redact_entry_masks_the_longest_secret_first():
 
 
 def test_redact_entry_masks_token_shapes_it_was_not_told_about():
-    token = "aorUnknownRefreshToken0123456789abcdef"
+    token = factories.token_like("aor", "UnknownRefreshToken0123456789abcdef")
     ex = exchange(question=f"token {token}")
     ex.fail(500, "upstream", f"token {token}", now=T0 + 1)
     entry = records.redact_entry(records.index_entry(ex, 1), [])
