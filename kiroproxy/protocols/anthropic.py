@@ -5,11 +5,11 @@ messages) and ignores what does not change meaning.
 """
 from __future__ import annotations
 
-import secrets
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest, ProxyError, TooLarge
+from .ids import random_id
 from .sse import sse
 
 NAME = "anthropic"
@@ -19,7 +19,7 @@ STOP_REASONS = {"end_turn": "end_turn", "max_tokens": "max_tokens", "tool_use": 
 
 
 def new_id(prefix: str = "msg_") -> str:
-    return prefix + secrets.token_urlsafe(18).replace("-", "").replace("_", "")[:24]
+    return random_id(prefix)
 
 
 # ----- parsing -----------------------------------------------------------------------------

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .. import chat
 from ..errors import ProxyError
 from . import gemini_request
+from .ids import random_id
 from .sse import dumps, sse
 
 NAME = "gemini"
@@ -46,7 +46,7 @@ def model_rule(name: str) -> Optional[str]:
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(18).replace("-", "").replace("_", "")[:22]
+    return random_id(length=22)
 
 
 # ----- rendering ---------------------------------------------------------------------------

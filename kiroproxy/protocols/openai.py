@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest, ProxyError, Truncated
+from .ids import random_id
 from .openai_messages import Conversation
 from .sse import comment, sse
 
@@ -54,7 +54,7 @@ def model_rule(name: str) -> Optional[str]:
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:
-    return prefix + secrets.token_urlsafe(21).replace("-", "").replace("_", "")[:24]
+    return random_id(prefix)
 
 
 # ----- parsing -----------------------------------------------------------------------------
