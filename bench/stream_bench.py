@@ -2,8 +2,8 @@
 
 Run from the repository root:  python bench/stream_bench.py [--streams 32] [--chunks 200]
 
-It starts the fake upstream in this process and the real proxy (`python kiroproxy.py`) as a
-subprocess, then reports, in one run:
+It starts the fake upstream and the real proxy (`python kiroproxy.py`) as two subprocesses, so
+the client, the proxy and the fake never share an interpreter lock, then reports, in one run:
   * time to first byte and total time of a <chunks>-chunk stream, direct vs through the proxy,
     at 1 and <streams> concurrent streams;
   * requests per second for short non-streaming requests, direct vs through the proxy;
@@ -114,10 +114,35 @@ def stream_script(chunks: int) -> Script:
     return text_answer(*[f"chunk{i:04d} " for i in range(chunks)])
 
 
+SHORT_MARK = b"bench-short"
+
+
+def serve_fake(chunks: int) -> None:
+    """Child process: a fake Kiro answering short requests with "ok" and the rest with a long stream."""
+    with FakeKiro() as fake:
+        fake.route(lambda recorded: SHORT_MARK in recorded.body, text_answer("ok"))
+        fake.route(lambda recorded: True, stream_script(chunks))
+        print(fake.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+class FakeProcess:
+    def __init__(self, chunks: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(chunks)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the fake did not start")
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
 def read_direct(fake_url: str) -> tuple:
     start = time.perf_counter()
     first = None
-    with requests.post(fake_url + "/generateAssistantResponse", data=b"{}", stream=True,
+    with requests.post(fake_url + "/generateAssistantResponse", data=b'{"bench":"stream"}', stream=True,
                        headers={"Authorization": "Bearer bench-acc"}, timeout=60) as response:
         decoder = Decoder()
         for chunk in _chunks(response):
@@ -149,10 +174,9 @@ def read_proxy(url: str) -> tuple:
     return first, time.perf_counter() - start
 
 
-def run_streams(fake: FakeKiro, reader, target: str, count: int, chunks: int, rounds: int) -> tuple:
+def run_streams(reader, target: str, count: int, rounds: int) -> tuple:
     ttfb, total = [], []
     for _ in range(rounds):
-        fake.queue(*[stream_script(chunks) for _ in range(count)])
         with ThreadPoolExecutor(count) as pool:
             for first, whole in pool.map(lambda _: reader(target), range(count)):
                 ttfb.append(first)
@@ -160,8 +184,7 @@ def run_streams(fake: FakeKiro, reader, target: str, count: int, chunks: int, ro
     return statistics.median(ttfb) * 1000, statistics.median(total) * 1000
 
 
-def rps(fake: FakeKiro, call, count: int, workers: int) -> float:
-    fake.queue(*[text_answer("ok") for _ in range(count)])
+def rps(call, count: int, workers: int) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda _: call(), range(count)))
@@ -174,23 +197,27 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--serve-fake", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.serve_fake)
+        return
     results: dict = {}
-    with FakeKiro() as fake:
+    fake = FakeProcess(args.chunks)
+    try:
         proxy = ProxyProcess(fake.url)
         try:
             results["startup_ms"] = round(proxy.startup * 1000, 1)
             proxy.add_account()
             requests.get(proxy.url + "/v1/models", timeout=5)
             results["rss_idle_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
-            fake.queue(stream_script(10))
             read_proxy(proxy.url)  # one warm-up stream: the tokenizer loads lazily on first use
             results["rss_after_first_request_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
             for count in (1, args.streams):
                 rounds = args.rounds if count == 1 else max(1, args.rounds // 2)
-                direct = run_streams(fake, read_direct, fake.url, count, args.chunks, rounds)
+                direct = run_streams(read_direct, fake.url, count, rounds)
                 with RssSampler(proxy.proc.pid) as sampler:
-                    via = run_streams(fake, read_proxy, proxy.url, count, args.chunks, rounds)
+                    via = run_streams(read_proxy, proxy.url, count, rounds)
                 results[f"streams_{count}"] = {
                     "direct_ttfb_ms": round(direct[0], 2), "proxy_ttfb_ms": round(via[0], 2),
                     "ttfb_added_ms": round(via[0] - direct[0], 2),
@@ -205,23 +232,25 @@ def main() -> None:
                 return session_local.s
 
             def direct_call() -> None:
-                response = session().post(fake.url + "/generateAssistantResponse", data=b"{}", timeout=30)
+                response = session().post(fake.url + "/generateAssistantResponse", data=SHORT_MARK, timeout=30)
                 response.raise_for_status()
 
             body = {"model": "claude-sonnet-4.5", "max_tokens": 64,
-                    "messages": [{"role": "user", "content": "hi"}]}
+                    "messages": [{"role": "user", "content": SHORT_MARK.decode()}]}
 
             def proxy_call() -> None:
                 r = session().post(proxy.url + "/v1/messages", json=body, headers={"x-api-key": "b"}, timeout=30)
                 r.raise_for_status()
 
-            direct_rps = rps(fake, direct_call, args.requests, 8)
-            proxy_rps = rps(fake, proxy_call, args.requests, 8)
+            direct_rps = rps(direct_call, args.requests, 8)
+            proxy_rps = rps(proxy_call, args.requests, 8)
             results["short_requests"] = {"direct_rps": round(direct_rps, 1), "proxy_rps": round(proxy_rps, 1),
                                          "ratio": round(proxy_rps / direct_rps, 2)}
             results["rss_end_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
         finally:
             proxy.stop()
+    finally:
+        fake.stop()
     print(json.dumps(results, indent=2))
 
 
