@@ -6,78 +6,27 @@ network or disk I/O: saves take a fresh snapshot under the lock and write outsid
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import NotFound, ProxyError, QuotaExhausted, RateLimited, Unavailable
 from ..store.jsondb import JsonDB
-from .credentials import Credentials
+from .account import (
+    ACTIVE,
+    COOLDOWN,
+    DISABLED,
+    EXHAUSTED,
+    PERSISTED,
+    STATES,
+    SUSPENDED,
+    UNHEALTHY,
+    Account,
+)
+from .credentials import Credentials, identity_conflict, merge
 
 log = logging.getLogger(__name__)
-
-ACTIVE, COOLDOWN, UNHEALTHY, DISABLED, SUSPENDED, EXHAUSTED = (
-    "active", "cooldown", "unhealthy", "disabled", "suspended", "exhausted")
-STATES = (ACTIVE, COOLDOWN, UNHEALTHY, DISABLED, SUSPENDED, EXHAUSTED)
-PERSISTED = ("enabled", "status", "reason", "cooldown_until", "strikes", "exhausted_until", "requests",
-             "errors", "last_used", "last_error", "quota")
-
-
-@dataclass
-class Account:
-    """Mutable runtime state of one account; only the pool touches it, under its lock."""
-
-    creds: Credentials
-    enabled: bool = True
-    status: str = ACTIVE          # active | unhealthy | suspended | exhausted (sticky states)
-    reason: str = ""
-    cooldown_until: float = 0.0
-    strikes: int = 0
-    exhausted_until: float = 0.0
-    requests: int = 0
-    errors: int = 0
-    last_used: float = 0.0
-    last_error: str = ""
-    quota: Optional[Dict[str, Any]] = None
-    in_flight: int = 0
-    last_started: float = 0.0
-    changed_at: float = field(default=0.0)
-
-    @property
-    def id(self) -> str:
-        return self.creds.id
-
-    def state(self, now: float) -> str:
-        if not self.enabled:
-            return DISABLED
-        if self.status in (SUSPENDED, UNHEALTHY):
-            return self.status
-        if self.status == EXHAUSTED and self.exhausted_until > now:
-            return EXHAUSTED
-        if self.cooldown_until > now:
-            return COOLDOWN
-        return ACTIVE
-
-    def record(self) -> Dict[str, Any]:
-        data = self.creds.to_record()
-        data.update({k: getattr(self, k) for k in PERSISTED})
-        return data
-
-    def summary(self, now: float) -> Dict[str, Any]:
-        """What listings show: no token values."""
-        state = self.state(now)
-        data = self.creds.public()
-        data.update({
-            "state": state, "enabled": self.enabled, "reason": self.reason if state != ACTIVE else "",
-            "cooldown_until": self.cooldown_until if state == COOLDOWN else None,
-            "exhausted_until": self.exhausted_until if state == EXHAUSTED else None,
-            "token_expires_at": self.creds.expires_at or None,
-            "requests": self.requests, "errors": self.errors, "last_used": self.last_used or None,
-            "last_error": self.last_error or None, "in_flight": self.in_flight, "quota": self.quota,
-        })
-        return data
-
 
 class Lease:
     """One request's hold on an account. release() is idempotent."""
@@ -103,7 +52,7 @@ class Lease:
 
 class AccountPool:
     def __init__(self, db: Optional[JsonDB] = None, *, clock: Callable[[], float] = time.time,
-                 cooldown_seconds: float = 120.0, max_cooldown_seconds: float = 1800.0,
+                 cooldown_seconds: float = 180.0, max_cooldown_seconds: float = 1800.0,
                  max_concurrency: int = 0, min_interval: float = 0.0, sticky: bool = True) -> None:
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
@@ -124,6 +73,8 @@ class AccountPool:
                 self._load(record)
 
     def _load(self, record: Dict[str, Any]) -> None:
+        # A value no JSON answer may carry (Infinity from a file older than the checks) reads as unknown.
+        record = {k: 0.0 if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         creds = Credentials.from_record(record)
         account = Account(creds=creds)
         for key in PERSISTED:
@@ -134,30 +85,43 @@ class AccountPool:
 
     # ----- membership --------------------------------------------------------------------
 
-    def add(self, creds: Credentials) -> Credentials:
-        """Add an account, or update the one with the same id / refresh token / source file."""
+    def add(self, creds: Credentials, explicit: Iterable[str] = ()) -> Credentials:
+        """Add an account, or update the one it matches (see match) as credentials.merge does:
+        new tokens, but the user's name, proxy and source file stay unless `explicit` names them.
+        Returns the stored credentials (their id is the matched account's)."""
+        revived = False
         with self._lock:
             existing = self._match(creds)
             if existing is not None:
-                creds = replace(creds, id=existing.id, machine_id=existing.creds.machine_id,
-                                created_at=existing.creds.created_at)
-                existing.creds = creds
-                if existing.status == UNHEALTHY:
+                creds = existing.creds = merge(existing.creds, creds, explicit)
+                revived = existing.status == UNHEALTHY
+                if revived:
                     existing.status, existing.reason = ACTIVE, ""
             else:
                 self._accounts[creds.id] = Account(creds=creds)
                 self._order.append(creds.id)
-        self._save(creds.id)
+        if revived:
+            self._changed(creds.id, ACTIVE, "new tokens were added")
+        else:
+            self._save(creds.id)
         return creds
+
+    def match(self, creds: Credentials) -> Optional[Credentials]:
+        """The account add() would update: the same id, else the same refresh token, else the same
+        source file unless the two are provably different accounts (credentials.identity_conflict)."""
+        with self._lock:
+            account = self._match(creds)
+            return account.creds if account is not None else None
 
     def _match(self, creds: Credentials) -> Optional[Account]:
         if creds.id in self._accounts:
             return self._accounts[creds.id]
         for account in self._accounts.values():
-            other = account.creds
-            if other.refresh_token == creds.refresh_token:
+            if account.creds.refresh_token == creds.refresh_token:
                 return account
-            if creds.source_path and other.source_path == creds.source_path:
+        for account in self._accounts.values():
+            if creds.source_path and account.creds.source_path == creds.source_path \
+                    and identity_conflict(account.creds, creds) is None:
                 return account
         return None
 
@@ -186,6 +150,22 @@ class AccountPool:
     def creds(self, account_id: str) -> Credentials:
         with self._lock:
             return self._require(account_id).creds
+
+    def record(self, account_id: str) -> Dict[str, Any]:
+        """Everything persisted about an account, secrets included (for put_back)."""
+        with self._lock:
+            return self._require(account_id).record()
+
+    def put_back(self, record: Dict[str, Any]) -> None:
+        """Undo changes: the account's credentials, enabled flag and status as `record` has them."""
+        creds = Credentials.from_record(record)
+        with self._lock:
+            account = self._accounts.get(creds.id)
+            if account is None:
+                return
+            account.creds = creds
+            account.enabled, account.status, account.reason = record["enabled"], record["status"], record["reason"]
+        self._save(creds.id)
 
     def summary(self, account_id: str) -> Dict[str, Any]:
         with self._lock:
@@ -357,10 +337,14 @@ class AccountPool:
             if account is None:
                 return None
             account.creds = change(account.creds)
-            if account.status == UNHEALTHY:
+            revived = account.status == UNHEALTHY
+            if revived:
                 account.status, account.reason = ACTIVE, ""
             creds = account.creds
-        self._save(account_id)
+        if revived:
+            self._changed(account_id, ACTIVE, "usable again with new credentials")
+        else:
+            self._save(account_id)
         return creds
 
     def set_quota(self, account_id: str, quota: Dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import BadRequest
@@ -97,6 +98,15 @@ def parse(document: Any) -> Quota:
 def exhausted(quota: Quota) -> bool:
     """No credits left. A quota without any limit (an empty or unknown document) is not exhausted."""
     return quota.limit > 0 and quota.remaining <= 0
+
+
+def next_reset(now: float, period: str = "month") -> float:
+    """When Kiro's counters next reset: the start of the next UTC day for "day", else of the next month."""
+    if period == "day":
+        return (int(now // 86400) + 1) * 86400.0
+    today = datetime.fromtimestamp(now, tz=timezone.utc)
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

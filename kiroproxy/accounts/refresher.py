@@ -14,10 +14,18 @@ from collections import defaultdict
 from typing import Callable, Dict, Optional
 
 from ..kiro.auth import Authenticator, RefreshError
+from .account import ACTIVE, COOLDOWN, EXHAUSTED
 from .credentials import Credentials
-from .pool import ACTIVE, COOLDOWN, EXHAUSTED, AccountPool
+from .pool import AccountPool
 
 log = logging.getLogger(__name__)
+
+
+def failure_text(exc: RefreshError) -> str:
+    """"token refresh failed: <why>", said once (some RefreshError messages already start so)."""
+    if exc.message.lower().startswith("token refresh"):
+        return exc.message
+    return f"token refresh failed: {exc.message}"
 
 
 class Refresher:
@@ -77,7 +85,7 @@ class Refresher:
         except RefreshError as exc:
             self._failures[account_id] += 1
             if exc.permanent:
-                self.pool.mark_unhealthy(account_id, f"token refresh failed: {exc.message}")
+                self.pool.mark_unhealthy(account_id, failure_text(exc))
                 raise
             log.warning("account %s: transient refresh failure: %s", account_id, exc.message)
             if usable_if_failed and creds.access_token and not creds.expires_within(0, self.clock()):

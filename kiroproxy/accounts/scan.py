@@ -91,6 +91,22 @@ def scan(home: Path, *, now: Optional[float] = None, lock_timeout: float = 1.0) 
     return [found for found, _ in _entries(Path(home), now, lock_timeout)]
 
 
+def listing(home: Path, *, now: Optional[float] = None, lock_timeout: float = 1.0) -> List[Entry]:
+    """scan() with each entry's full credentials (None for an entry with a problem).
+
+    The credentials hold secrets: callers use them to compare, never to show.
+    """
+    return _entries(Path(home), now, lock_timeout)
+
+
+def path_holding(home: Path, refresh_token: str) -> Optional[str]:
+    """The listed path whose credentials carry exactly this refresh token, if any."""
+    for found, creds in _entries(Path(home), None, 1.0):
+        if creds is not None and creds.refresh_token == refresh_token:
+            return found.path
+    return None
+
+
 def load(path: str, home: Path, *, now: Optional[float] = None) -> Credentials:
     """Full credentials for a path `scan(home)` lists, with `source_path` = that path.
 

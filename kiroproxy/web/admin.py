@@ -7,14 +7,17 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Optional, Set, Tuple
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..accounts import scan, transfer
-from ..accounts.credentials import from_token_file
-from ..config import read_file
+from ..accounts.credentials import Credentials, explicit_fields, from_token_file, mask_proxy_url, proxy_url_of
+from ..accounts.pool import AccountPool
+from ..accounts.refresher import failure_text
+from ..config import ConfigError, read_file
 from ..errors import BadRequest, NotFound, ProxyError, Unauthorized
 from ..kiro.auth import RefreshError
 from ..store.jsondb import write_atomic
@@ -31,8 +34,6 @@ def services():
 def admin_error(error: ProxyError) -> Response:
     response = jsonify({"error": {"type": error.kind, "message": error.message}})
     response.status_code = error.status
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="kiroproxy admin"'
     return response
 
 
@@ -42,7 +43,9 @@ def require_admin_key() -> Any:
     given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
     expected = services().admin_key
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        return admin_error(Unauthorized("the admin API needs Authorization: Bearer <admin key>"))
+        response = admin_error(Unauthorized("the admin API needs Authorization: Bearer <admin key>"))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="kiroproxy admin"'
+        return response
     return None
 
 
@@ -63,12 +66,54 @@ def body_object() -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: Python reads it as infinity, which no JSON answer may carry
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def flag(data: dict, key: str) -> Optional[bool]:
+    """data[key] when it is a JSON boolean, None when absent; BadRequest for "false", 0 and the like."""
+    if key not in data:
+        return None
+    if not isinstance(data[key], bool):
+        raise BadRequest(f"{key} must be true or false", param=key)
+    return data[key]
+
+
+def text(data: dict, key: str) -> Optional[str]:
+    """data[key] stripped when it is a non-empty string, None when absent or empty."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string", param=key)
+    return value.strip() if value and value.strip() else None
+
+
+def added(pool: AccountPool, creds: Credentials, explicit: Set[str]) -> Response:
+    """Add or update an account; 201 when new, 200 saying what happened when it was known."""
+    known = pool.match(creds)
+    stored = pool.add(creds, explicit=explicit)
+    services().sync_models_soon()
+    body = {"account": pool.summary(stored.id), "created": known is None}
+    if known is not None:
+        body["message"] = (f"already added as account {known.id} ({known.name or known.id}): its tokens were "
+                           "updated; its name, proxy and source file were kept unless this request set them")
+    response = jsonify(body)
+    response.status_code = 200 if known is not None else 201
+    return response
 
 
 # ----- accounts ----------------------------------------------------------------------------
@@ -81,15 +126,17 @@ def list_accounts() -> Response:
 
 @bp.post("/accounts")
 def add_account() -> Response:
+    """A Kiro token file or pasted tokens. When a scanned Kiro token file holds the same refresh
+    token, the account remembers that file, so newer tokens Kiro writes there can be adopted."""
     data = body_object()
     token = data.get("token") if isinstance(data.get("token"), dict) else data
-    creds = from_token_file(token, name=str(data.get("name") or ""))
-    existed = services().pool.find(lambda c: c.refresh_token == creds.refresh_token) is not None
-    creds = services().pool.add(creds)
-    services().sync_models_soon()
-    response = jsonify({"account": services().pool.summary(creds.id), "created": not existed})
-    response.status_code = 200 if existed else 201
-    return response
+    name = text(data, "name")
+    creds = from_token_file(token, name=name or "")
+    explicit = set(explicit_fields(token)) | ({"name"} if name else set())
+    source = scan.path_holding(services().settings.scan_home_path, creds.refresh_token)
+    if source:  # the account's own source file, if it already has one, stays (not explicit)
+        creds = replace(creds, source_path=source)
+    return added(services().pool, creds, explicit)
 
 
 @bp.get("/accounts/<account_id>")
@@ -112,18 +159,17 @@ def update_account(account_id: str) -> Response:
     pool.summary(account_id)  # 404 for unknown ids
     changes = {}
     if "name" in data:
-        if not isinstance(data["name"], str):
-            raise BadRequest("name must be a string", param="name")
-        changes["name"] = data["name"].strip()
+        changes["name"] = text(data, "name") or ""
     if "proxy_url" in data:
-        proxy_url = data["proxy_url"]
-        if proxy_url is not None and (not isinstance(proxy_url, str) or "://" not in proxy_url):
-            raise BadRequest("proxy_url must be a URL such as http://host:3128 or null", param="proxy_url")
-        changes["proxy_url"] = proxy_url or None
+        proxy_url = proxy_url_of(data["proxy_url"], param="proxy_url")
+        # The listing shows the password masked: sending that back unchanged keeps the real one.
+        if proxy_url is None or proxy_url != mask_proxy_url(pool.creds(account_id).proxy_url):
+            changes["proxy_url"] = proxy_url
+    enabled = flag(data, "enabled")  # checked before anything changes
     if changes:
         pool.update_creds(account_id, lambda creds: replace(creds, **changes))
-    if "enabled" in data:
-        pool.set_enabled(account_id, bool(data["enabled"]))
+    if enabled is not None:
+        pool.set_enabled(account_id, enabled)
     return jsonify({"account": pool.summary(account_id)})
 
 
@@ -132,8 +178,8 @@ def toggle_account(account_id: str) -> Response:
     data = body_object()
     pool = services().pool
     current = pool.summary(account_id)["enabled"]
-    enabled = bool(data["enabled"]) if "enabled" in data else not current
-    pool.set_enabled(account_id, enabled)
+    enabled = flag(data, "enabled")
+    pool.set_enabled(account_id, not current if enabled is None else enabled)
     return jsonify({"account": pool.summary(account_id)})
 
 
@@ -145,8 +191,7 @@ def refresh_account(account_id: str) -> Response:
         svc.refresher.ensure_fresh(account_id, force=True)
     except RefreshError as exc:
         status = 409 if exc.permanent else 502
-        raise ProxyError(f"token refresh failed: {exc.message}", status=status,
-                         kind="refresh_failed") from None
+        raise ProxyError(failure_text(exc), status=status, kind="refresh_failed") from None
     return jsonify({"account": svc.pool.summary(account_id), "refreshed": True})
 
 
@@ -158,13 +203,10 @@ def restore_account(account_id: str) -> Response:
 
 @bp.get("/accounts/<account_id>/usage")
 def account_usage(account_id: str) -> Response:
+    """Live usage. Kiro's failures answer 502/503 (never 401, which means a wrong admin key)."""
     svc = services()
     svc.pool.summary(account_id)
-    try:
-        entry = svc.monitor.usage(account_id, max_age=0)
-    except RefreshError as exc:
-        raise ProxyError(f"token refresh failed: {exc.message}", status=502, kind="refresh_failed") from None
-    return jsonify(entry)
+    return jsonify(svc.monitor.usage(account_id, max_age=0))
 
 
 @bp.post("/accounts/refresh-all")
@@ -183,15 +225,27 @@ def quota() -> Response:
 @bp.get("/token/scan")
 def token_scan() -> Response:
     svc = services()
-    found = scan.scan(svc.settings.scan_home_path)
     out = []
-    for item in found:
-        row = asdict(item)
-        known = svc.pool.find(lambda c, path=item.path: c.source_path == path)
+    for found, creds in scan.listing(svc.settings.scan_home_path):
+        row = asdict(found)
+        known, matched_by = known_as(svc.pool, found.path, creds)
         row["account_id"] = known.id if known else None
         row["already_added"] = known is not None
+        row["matched_by"] = matched_by
         out.append(row)
     return jsonify({"tokens": out, "scanned": str(svc.settings.scan_home_path)})
+
+
+def known_as(pool: AccountPool, path: str, creds: Optional[Credentials]) -> Tuple[Optional[Credentials], Optional[str]]:
+    """The account a scanned entry already is, and how that is known ("refresh token": the same
+    sign-in; "source file": added from that file and not provably another account since)."""
+    if creds is None:
+        known = pool.find(lambda c: c.source_path == path)
+        return known, "source file" if known else None
+    known = pool.match(creds)
+    if known is None:
+        return None, None
+    return known, "refresh token" if known.refresh_token == creds.refresh_token else "source file"
 
 
 @bp.post("/token/add-from-scan")
@@ -200,16 +254,11 @@ def add_from_scan() -> Response:
     path = data.get("path")
     if not isinstance(path, str) or not path:
         raise BadRequest("path is required: one of the paths GET /api/token/scan lists", param="path")
-    svc = services()
-    creds = scan.load(path, svc.settings.scan_home_path)
-    if data.get("name"):
-        creds = replace(creds, name=str(data["name"]))
-    existed = svc.pool.find(lambda c: c.source_path == path or c.refresh_token == creds.refresh_token)
-    creds = svc.pool.add(creds)
-    svc.sync_models_soon()
-    response = jsonify({"account": svc.pool.summary(creds.id), "created": existed is None})
-    response.status_code = 201 if existed is None else 200
-    return response
+    name = text(data, "name")
+    creds = scan.load(path, services().settings.scan_home_path)
+    if name:
+        creds = replace(creds, name=name)
+    return added(services().pool, creds, {"source_path"} | ({"name"} if name else set()))
 
 
 @bp.post("/token/refresh-check")
@@ -221,7 +270,14 @@ def refresh_check() -> Response:
 
 
 def _settings_file() -> dict:
-    return read_file(services().home / "config.json")
+    path = services().home / "config.json"
+    try:
+        return read_file(path)
+    except ConfigError as exc:
+        raise ProxyError(f"{exc}; fix or remove the file, then try again", kind="config_error") from None
+    except OSError as exc:
+        raise ProxyError(f"{path} cannot be read ({exc.strerror}); fix its permissions, then try again",
+                         kind="config_error") from None
 
 
 @bp.get("/config/export")
@@ -236,10 +292,12 @@ def config_import() -> Response:
     svc = services()
     document = transfer.parse_document(body_object())
     changes, result = transfer.plan(document, svc.pool, _settings_file())
-    if result.settings is not None:
-        data = json.dumps(result.settings, indent=2, ensure_ascii=False).encode("utf-8")
+
+    def write_settings(settings: dict) -> None:
+        data = json.dumps(settings, indent=2, ensure_ascii=False).encode("utf-8")
         write_atomic(svc.home / "config.json", data, 0o600)
-    transfer.apply(changes, svc.pool)
+
+    transfer.apply(changes, svc.pool, result.settings, write_settings)
     if result.added:
         svc.sync_models_soon()
     return jsonify(result.summary())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -227,9 +228,13 @@ def test_background_refresh_of_a_token_about_to_expire(make_proxy, fake):
     summary = wait_for(lambda: (s := proxy.admin("GET", f"/accounts/{account}").json()["account"])
                        ["token_expires_at"] > time.time() + 1800 and s)
     assert summary["state"] == "active"
-    stored = json.loads((proxy.home / ".kiro-proxy" / "accounts.json").read_text())
-    (record,) = stored["_default"].values()
-    assert record["access_token"].startswith("fake-access-")  # rotated token written back
+
+    def stored_token() -> str:
+        (record,) = json.loads((proxy.home / ".kiro-proxy" / "accounts.json").read_text())["_default"].values()
+        return record["access_token"]
+
+    # The rotated token is written back (the listing can show it a moment before the file does).
+    assert wait_for(lambda: stored_token().startswith("fake-access-"))
 
 
 def test_quota_exhaustion_parks_until_the_reset_date(proxy, fake):
@@ -297,3 +302,205 @@ def test_global_outbound_proxy(make_proxy, fake):
         proxy.add_account("acc-A")
         assert chat(proxy).status_code == 200
         assert forward.seen == ["POST /generateAssistantResponse"]
+
+
+# ----- audit fixes: import, re-adding, adoption, quota, usage, validation, masking ------------------------
+
+
+def test_import_takes_an_account_listed_twice_once_and_keeps_going(proxy):
+    token = factories.refresh_token("dup")
+    document = {"kiroproxy_export": 1, "accounts": [
+        {"id": "x1", "refresh_token": token, "access_token": "acc-1", "name": "first"},
+        {"id": "x2", "refresh_token": token, "access_token": "acc-2", "name": "copy"},
+        {"id": "x3", "refresh_token": factories.refresh_token("third"), "access_token": "acc-3", "name": "third"},
+        {"id": "../../x", "refresh_token": factories.refresh_token("unsafe"), "name": "unsafe"}]}
+    response = proxy.admin("POST", "/config/import", json=document)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [a["name"] for a in result["added"]] == ["first", "third", "unsafe"]
+    assert [(s["name"], "accounts.0" in s["reason"]) for s in result["skipped"]] == [("copy", True)]
+    listed = {a["name"]: a["id"] for a in accounts(proxy)}
+    assert set(listed) == {"first", "third", "unsafe"}
+    assert listed["first"] == "x1" and listed["third"] == "x3"
+    assert listed["unsafe"] != "../../x" and proxy.admin("GET", f"/accounts/{listed['unsafe']}").status_code == 200
+
+
+def test_adding_a_known_account_again_keeps_what_the_user_set(proxy):
+    path = write_token_file(proxy.home, factories.token_file("acc-Z"))
+    account = proxy.admin("POST", "/token/add-from-scan", json={"path": str(path)}).json()["account"]["id"]
+    user_set = {"name": "primary", "proxy_url": "http://127.0.0.1:3128"}
+    proxy.admin("PATCH", f"/accounts/{account}", json=user_set)
+    rescanned = proxy.admin("POST", "/token/add-from-scan", json={"path": str(path)})
+    assert rescanned.status_code == 200 and rescanned.json()["created"] is False
+    pasted = proxy.admin("POST", "/accounts", json={**factories.token_file("acc-Z2"),
+                                                    "refreshToken": json.loads(path.read_text())["refreshToken"]})
+    assert pasted.status_code == 200 and "already added" in pasted.json()["message"]
+    summary = proxy.admin("GET", f"/accounts/{account}").json()["account"]
+    assert (summary["name"], summary["proxy_url"]) == ("primary", user_set["proxy_url"])
+    assert summary["source_path"] == str(path)
+    renamed = proxy.admin("POST", "/token/add-from-scan", json={"path": str(path), "name": "renamed"})
+    assert renamed.json()["account"]["name"] == "renamed"
+
+
+def test_a_token_file_that_now_holds_another_account_is_not_adopted(make_proxy, fake, caplog):
+    proxy = make_proxy(refresh_interval_seconds=0.05)
+    path = write_token_file(proxy.home, factories.token_file("acc-alice", provider="Google"))
+    account = proxy.admin("POST", "/token/add-from-scan", json={"path": str(path)}).json()["account"]["id"]
+    # The user signs in to Kiro as somebody else: Kiro rewrites the same file.
+    path.write_text(json.dumps(factories.token_file("acc-bob", provider="Github", expires_in=7200)))
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    wait_for(lambda: "not adopting" in caplog.text, timeout=10)
+    summary = proxy.admin("GET", f"/accounts/{account}").json()["account"]
+    assert summary["provider"] == "Google" and summary["state"] == "active"
+    assert chat(proxy).status_code == 200
+    assert fake.requests_to("/generateAssistantResponse")[-1].token == "acc-alice"
+    # Scanning shows the file as not added: it is another account now.
+    (entry,) = [t for t in proxy.admin("GET", "/token/scan").json()["tokens"] if t["path"] == str(path)]
+    assert entry["already_added"] is False
+
+
+def test_quota_does_not_ask_kiro_about_accounts_the_user_must_fix(proxy, fake):
+    proxy.add_account("acc-G")
+    broken = proxy.add_account("acc-B")
+    fake.queue_refresh(Reply(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}))
+    proxy.admin("POST", f"/accounts/{broken}/refresh")
+    refreshes = fake.refresh_count
+    for _ in range(3):
+        rows = {r["id"]: r for r in proxy.admin("GET", "/quota").json()["accounts"]}
+        assert rows[broken]["state"] == "unhealthy" and "sign in again" in rows[broken]["reason"]
+        assert "quota" not in rows[broken] and "error" not in rows[broken]
+    assert fake.refresh_count == refreshes
+    assert {r.token for r in fake.requests_to("/getUsageLimits")} == {"acc-G"}
+
+
+def test_usage_refreshes_a_rejected_token_once(proxy, fake):
+    account = proxy.add_account("acc-G")
+    fake.queue_usage(Reply(403, {"message": "The bearer token included in the request is invalid"}), token="acc-G")
+    response = proxy.admin("GET", f"/accounts/{account}/usage")
+    assert response.status_code == 200 and response.json()["quota"]["remaining"] == pytest.approx(534.5)
+    assert fake.refresh_count == 1
+    assert fake.requests_to("/getUsageLimits")[-1].token.startswith("fake-access-")
+
+
+def test_usage_failures_are_upstream_errors_and_move_the_account(proxy, fake):
+    account = proxy.add_account("acc-G")
+    bearer = Reply(403, {"message": "The bearer token included in the request is invalid"})
+    fake.queue_usage(bearer, bearer)
+    rejected = proxy.admin("GET", f"/accounts/{account}/usage")
+    assert rejected.status_code == 502 and "WWW-Authenticate" not in rejected.headers
+    assert "usage query" in rejected.json()["error"]["message"]
+    fake.queue_usage(Reply(402, {"message": "monthly limit", "reason": "MONTHLY_REQUEST_COUNT"}))
+    assert proxy.admin("GET", f"/accounts/{account}/usage").status_code == 503
+    parked = proxy.admin("GET", f"/accounts/{account}").json()["account"]
+    assert parked["state"] == "exhausted" and parked["exhausted_until"] > time.time() + 60
+    proxy.admin("POST", f"/accounts/{account}/restore")
+    fake.queue_usage(Reply(403, {"message": "Your account is suspended", "reason": "TEMPORARILY_SUSPENDED"}))
+    assert proxy.admin("GET", f"/accounts/{account}/usage").status_code == 502
+    assert proxy.admin("GET", f"/accounts/{account}").json()["account"]["state"] == "suspended"
+
+
+def test_a_pasted_account_shows_in_the_scan_and_add_from_scan_links_it(proxy):
+    data = factories.token_file("acc-P")
+    pasted = proxy.admin("POST", "/accounts", json=data).json()["account"]["id"]
+    path = write_token_file(proxy.home, data, name="kiro-other-token.json")
+    (entry,) = [t for t in proxy.admin("GET", "/token/scan").json()["tokens"] if t["path"] == str(path)]
+    assert (entry["already_added"], entry["account_id"], entry["matched_by"]) == (True, pasted, "refresh token")
+    linked = proxy.admin("POST", "/token/add-from-scan", json={"path": str(path)})
+    assert linked.status_code == 200 and linked.json()["created"] is False and linked.json()["message"]
+    assert linked.json()["account"]["id"] == pasted and linked.json()["account"]["source_path"] == str(path)
+    assert len(accounts(proxy)) == 1
+
+
+def test_pasting_the_token_of_a_scanned_file_links_the_file(proxy):
+    data = factories.token_file("acc-L")
+    path = write_token_file(proxy.home, data)
+    pasted = proxy.admin("POST", "/accounts", json=data).json()["account"]
+    assert pasted["source_path"] == str(path)
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/toggle", {"enabled": "false"}),
+    ("POST", "/toggle", {"enabled": 0}),
+    ("PATCH", "", {"enabled": "false"}),
+    ("PATCH", "", {"proxy_url": "not a url"}),
+    ("PATCH", "", {"proxy_url": "ftp://host:21"}),
+    ("PATCH", "", {"name": 5}),
+])
+def test_account_changes_take_only_well_typed_values(proxy, method, path, body):
+    account = proxy.add_account("acc-A")
+    before = proxy.admin("GET", f"/accounts/{account}").json()["account"]
+    response = proxy.admin(method, f"/accounts/{account}{path}", json=body)
+    assert response.status_code == 400, response.text
+    assert proxy.admin("GET", f"/accounts/{account}").json()["account"] == before
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ('{"accessToken": "a", "refreshToken": "%s", "expiresIn": 1e400}', "out of range"),
+    ('{"accessToken": "a", "refreshToken": "%s", "expiresIn": 1e12}', "expiresIn"),
+    ('{"accessToken": "a", "refreshToken": "%s", "expiresIn": Infinity}', "JSON"),
+    ('{"accessToken": "a", "refreshToken": "%s", "expiresAt": true}', "expiresAt"),
+    ('{"accessToken": "a", "refreshToken": "%s", "expiresAt": 1e300}', "expiresAt"),
+    ('{"accessToken": "a", "refreshToken": "%s", "proxyUrl": "not a url"}', "proxyUrl"),
+])
+def test_absurd_pasted_values_are_400(proxy, raw, fragment):
+    body = raw % factories.refresh_token("absurd")
+    response = proxy.admin("POST", "/accounts", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and fragment in response.json()["error"]["message"]
+    listing = proxy.admin("GET", "/accounts")
+    assert listing.json()["accounts"] == [] and "Infinity" not in listing.text
+
+
+@pytest.mark.parametrize("account", [
+    {"refresh_token": factories.refresh_token("i"), "proxy_url": "not a url"},
+    {"refresh_token": factories.refresh_token("i"), "enabled": "false"},
+    {"refresh_token": factories.refresh_token("i"), "expires_at": True},
+    {"refresh_token": factories.refresh_token("i"), "expires_at": 1e300},
+])
+def test_import_checks_values_like_the_account_api(proxy, account):
+    response = proxy.admin("POST", "/config/import", json={"kiroproxy_export": 1, "accounts": [account]})
+    assert response.status_code == 400 and "accounts.0" in response.json()["error"]["message"]
+    assert accounts(proxy) == []
+
+
+def test_proxy_passwords_are_masked_unless_secrets_are_asked_for(make_proxy):
+    proxy = make_proxy(proxy_url="http://global:g1obalpw@127.0.0.1:9")
+    account = proxy.add_account("acc-Q")
+    proxy.admin("PATCH", f"/accounts/{account}", json={"proxy_url": "http://user:s3cretpw@127.0.0.1:9"})
+    (proxy.home / ".kiro-proxy" / "config.json").write_text(json.dumps({"proxy_url": "http://global:g1obalpw@h:9"}))
+    listing = proxy.admin("GET", "/accounts")
+    assert "s3cretpw" not in listing.text
+    assert listing.json()["accounts"][0]["proxy_url"] == "http://user:***@127.0.0.1:9"
+    # A page sending the shown (masked) value back unchanged keeps the real password.
+    proxy.admin("PATCH", f"/accounts/{account}", json={"name": "x", "proxy_url": "http://user:***@127.0.0.1:9"})
+    masked = proxy.admin("GET", "/config/export")
+    assert "s3cretpw" not in masked.text and "g1obalpw" not in masked.text
+    full = proxy.admin("GET", "/config/export?include_secrets=true").json()
+    assert full["accounts"][0]["proxy_url"] == "http://user:s3cretpw@127.0.0.1:9"
+    assert full["settings"]["proxy_url"] == "http://global:g1obalpw@h:9"
+    # Importing the masked export keeps the real passwords.
+    assert proxy.admin("POST", "/config/import", json=masked.json()).status_code == 200
+    again = proxy.admin("GET", "/config/export?include_secrets=true").json()
+    assert again["accounts"][0]["proxy_url"] == "http://user:s3cretpw@127.0.0.1:9"
+    assert json.loads((proxy.home / ".kiro-proxy" / "config.json").read_text())["proxy_url"].endswith("g1obalpw@h:9")
+
+
+def test_a_broken_config_file_is_named_not_a_crash(proxy):
+    proxy.add_account("acc-A")
+    (proxy.home / ".kiro-proxy" / "config.json").write_text("{broken")
+    for method, path, body in (("GET", "/config/export", None), ("POST", "/config/import", {"kiroproxy_export": 1})):
+        response = proxy.admin(method, path, json=body)
+        assert response.status_code == 500
+        error = response.json()["error"]
+        assert error["type"] == "config_error" and "config.json" in error["message"]
+
+
+def test_refresh_check_reports_the_status_before_and_the_outcome(proxy, fake):
+    proxy.add_account("acc-A", expires_in=-60)
+    proxy.add_account("acc-B", expires_in=120)
+    fake.queue_refresh(Reply(500, {"message": "down"}))
+    rows = proxy.admin("POST", "/token/refresh-check").json()["accounts"]
+    assert [(r["before"], r["outcome"]) for r in rows] == [("expired", "refresh failed"), ("expiring", "refreshed")]
+    fake.queue_refresh(Reply(500, {"message": "down"}))
+    message = proxy.admin("POST", f"/accounts/{rows[0]['id']}/refresh").json()["error"]["message"]
+    assert message.lower().count("token refresh failed") == 1

@@ -340,3 +340,154 @@ def test_name_falls_back_to_email_then_provider():
 def test_account_ids_are_generated_and_distinct():
     first, second = (credentials.from_token_file(social_file()) for _ in range(2))
     assert first.id and second.id and first.id != second.id
+
+
+# ----- implausible values ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [True, False, float("inf"), float("nan"), -5, 1e300, 10**400, [1], {"a": 1},
+                                   "3000-01-01T00:00:00Z"])
+def test_parse_time_refuses_what_is_not_a_plausible_time(value):
+    with pytest.raises(BadRequest, match="expiresAt"):
+        credentials.parse_time(value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("expiresIn", float("inf")), ("expiresIn", "1e400"), ("expiresIn", True), ("expiresIn", -60),
+    ("expiresIn", 20 * 366 * 86400), ("expiresIn", 10**400), ("expiresIn", [3600]),
+    ("expiresAt", True), ("expiresAt", float("inf")),
+])
+def test_token_files_with_absurd_expiry_are_refused(field, value):
+    data = social_file(**{field: value})
+    if field == "expiresIn":
+        del data["expiresAt"]
+    with pytest.raises(BadRequest, match=field):
+        credentials.from_token_file(data)
+
+
+def test_expires_in_is_checked_even_next_to_expires_at():
+    with pytest.raises(BadRequest, match="expiresIn"):
+        credentials.from_token_file(social_file(expiresIn=float("inf")))
+
+
+# ----- proxy URLs --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:3128", "https://proxy.example.com", "socks5://h:1080",
+                                   "socks5h://u:p@h:1080", "http://user:pw@host:8080/", " http://h:1 "])
+def test_proxy_urls_that_work(value):
+    assert credentials.proxy_url_of(value) == value.strip()
+
+
+@pytest.mark.parametrize("value", ["not a url", "ftp://h:21", "http://", "http://h:99999", "http://h:port",
+                                   "http://h/path", "http://h?x=1", "http://h\n:1", 5, ["http://h"], True])
+def test_proxy_urls_that_do_not(value):
+    with pytest.raises(BadRequest, match="proxy URL"):
+        credentials.proxy_url_of(value, param="proxy_url")
+    if isinstance(value, str):
+        with pytest.raises(BadRequest, match="proxyUrl"):
+            credentials.from_token_file(social_file(proxyUrl=value))
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_no_proxy_url_is_none(value):
+    assert credentials.proxy_url_of(value) is None
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("http://user:s3cret@host:3128", "http://user:***@host:3128"),
+    ("socks5://:s3cret@h:1", "socks5://:***@h:1"),
+    ("http://t0kenonly@host", "http://***@host"),
+    ("http://host:3128", "http://host:3128"),
+    (None, None),
+])
+def test_proxy_credentials_are_masked(url, masked):
+    assert credentials.mask_proxy_url(url) == masked
+
+
+def test_public_masks_the_proxy_password():
+    creds = credentials.from_token_file(social_file(proxyUrl="http://me:s3cret@h:1"))
+    assert creds.proxy_url == "http://me:s3cret@h:1"
+    assert creds.public()["proxy_url"] == "http://me:***@h:1" and "s3cret" not in json.dumps(creds.public())
+
+
+# ----- identity and merging ----------------------------------------------------------------------
+
+def parsed(**extra) -> Credentials:
+    return credentials.from_token_file(social_file(**extra))
+
+
+@pytest.mark.parametrize("other, differs", [
+    ({"refreshToken": refresh_token("other"), "provider": "Github"}, "provider"),
+    ({"refreshToken": refresh_token("other"), "profileArn": "arn:aws:codewhisperer:eu-central-1:1:profile/X"},
+     "profile ARN"),
+    ({"refreshToken": refresh_token("other"), "authMethod": "external_idp"}, "sign-in method"),
+])
+def test_identity_conflicts(other, differs):
+    conflict = credentials.identity_conflict(parsed(), parsed(**other))
+    assert conflict is not None and differs in conflict
+
+
+@pytest.mark.parametrize("other", [
+    {"accessToken": "newer"},                                     # same refresh token: the same sign-in
+    {"provider": "Github"},                                       # ...whatever else the file says
+    {"refreshToken": refresh_token("rotated")},                   # nothing tells them apart
+    {"refreshToken": refresh_token("rotated"), "provider": "google"},
+    {"refreshToken": refresh_token("rotated"), "provider": "", "profileArn": None},
+])
+def test_no_identity_conflict(other):
+    assert credentials.identity_conflict(parsed(), parsed(**other)) is None
+
+
+def test_identity_conflict_on_the_idc_start_url():
+    def idc(url: str, tag: str) -> Credentials:
+        return credentials.from_token_file(idc_file(startUrl=url, refreshToken=refresh_token(tag)),
+                                           registration=registration())
+    assert credentials.identity_conflict(idc("https://a.awsapps.com/start", "1"),
+                                         idc("https://b.awsapps.com/start", "2"))
+    assert credentials.identity_conflict(idc("https://a.awsapps.com/start", "1"),
+                                         idc("https://a.awsapps.com/start/#", "2")) is None
+
+
+def stored(**kw) -> Credentials:
+    base = dict(id="keep-id", access_token="old-access", refresh_token=refresh_token("old"), expires_at=5000.0,
+                name="primary", provider="Google", proxy_url="http://p:1", source_path="/home/u/token.json",
+                machine_id="m" * 64, created_at=100.0, profile_arn=ARN)
+    base.update(kw)
+    return Credentials(**base)
+
+
+def test_merge_takes_new_tokens_and_keeps_what_the_user_set():
+    new = Credentials(id="new-id", access_token="new-access", refresh_token=refresh_token("new"),
+                      expires_at=9000.0, name="Google", provider="Google", machine_id="n" * 64, created_at=900.0,
+                      region="eu-west-1")
+    merged = credentials.merge(stored(), new)
+    assert (merged.access_token, merged.refresh_token, merged.expires_at) == (
+        "new-access", refresh_token("new"), 9000.0)
+    assert (merged.id, merged.machine_id, merged.created_at) == ("keep-id", "m" * 64, 100.0)
+    assert (merged.name, merged.proxy_url, merged.source_path) == ("primary", "http://p:1", "/home/u/token.json")
+    assert merged.region == "eu-west-1" and merged.profile_arn == ARN  # new values win, missing ones stay
+
+
+def test_merge_takes_user_fields_that_are_named_or_missing():
+    new = Credentials(id="n", access_token="a", refresh_token=refresh_token("new"), name="renamed",
+                      source_path="/elsewhere.json")
+    merged = credentials.merge(stored(), new, explicit={"name", "source_path"})
+    assert (merged.name, merged.source_path, merged.proxy_url) == ("renamed", "/elsewhere.json", "http://p:1")
+    assert credentials.merge(stored(name=""), new).name == "renamed"
+
+
+def test_merge_keeps_a_newer_access_token_of_the_same_refresh_token():
+    older = Credentials(id="n", access_token="older-access", refresh_token=refresh_token("old"), expires_at=10.0)
+    merged = credentials.merge(stored(), older)
+    assert (merged.access_token, merged.expires_at) == ("old-access", 5000.0)
+
+
+def test_explicit_fields_of_a_token():
+    assert credentials.explicit_fields(social_file()) == frozenset()
+    assert credentials.explicit_fields(social_file(name="x", proxyUrl="http://h:1")) == {"name", "proxy_url"}
+    assert credentials.explicit_fields(social_file(name=" ", proxy_url=None)) == frozenset()
+
+
+@pytest.mark.parametrize("value, safe", [("a1b2c3d4e5f6", True), ("x_y-Z", True), ("a/b", False),
+                                         ("../../x", False), ("", False), (None, False), ("x" * 65, False)])
+def test_safe_ids(value, safe):
+    assert credentials.is_safe_id(value) is safe

@@ -2,7 +2,9 @@
 a fake clock) and the Adopter that takes newer tokens from the file an account was added from."""
 from __future__ import annotations
 
+import calendar
 import json
+import logging
 import os
 import random
 from pathlib import Path
@@ -17,7 +19,7 @@ from kiroproxy.accounts.credentials import Credentials
 from kiroproxy.accounts.monitor import Adopter, Monitor
 from kiroproxy.accounts.pool import AccountPool
 from kiroproxy.accounts.refresher import Refresher
-from kiroproxy.errors import NotFound
+from kiroproxy.errors import NotFound, ProxyError, UpstreamError
 from kiroproxy.kiro.auth import Authenticator
 from kiroproxy.kiro.client import KiroClient
 from kiroproxy.kiro.transport import ClientIdentity, Endpoints, Sessions
@@ -185,6 +187,133 @@ def test_quota_uses_the_usage_cache(setup):
     assert call.call_count == 1
 
 
+def test_quota_does_not_ask_about_accounts_the_user_must_fix(setup):
+    s = setup(account("a"), account("u", expires_in=-60), account("s"), account("d"))
+    asked = {tag: s.usage(f"access-{tag}", usage_document(1, 50)) for tag in "usd"}
+    s.usage("access-a", usage_document(10, 50))
+    refresh = s.refresh("u", {"accessToken": "access-u2", "expiresIn": 3600})
+    s.pool.mark_unhealthy("u", "refresh token rejected; sign in again")
+    s.pool.suspend("s", "TEMPORARILY_SUSPENDED")
+    s.pool.set_enabled("d", False)
+    for _ in range(2):
+        rows = {row["id"]: row for row in s.monitor.quota()["accounts"]}
+        assert rows["a"]["quota"]["remaining"] == 40.0
+        for tag, state in (("u", "unhealthy"), ("s", "suspended"), ("d", "disabled")):
+            assert rows[tag]["state"] == state and "quota" not in rows[tag] and "error" not in rows[tag]
+        assert "sign in again" in rows["u"]["reason"] and rows["s"]["reason"] == "TEMPORARILY_SUSPENDED"
+    assert refresh.call_count == 0 and [call.call_count for call in asked.values()] == [0, 0, 0]
+
+
+def test_a_failure_is_remembered_briefly(setup):
+    s = setup(account("a"))
+    call = s.usage("access-a", {"message": "boom"}, status=500)
+    for _ in range(3):
+        (row,) = s.monitor.quota()["accounts"]
+        assert "boom" in row["error"]
+    assert call.call_count == 1
+    s.clock.now += 16
+    s.monitor.quota()
+    assert call.call_count == 2
+    with pytest.raises(UpstreamError):
+        s.monitor.usage("a", max_age=0)  # the live endpoint always asks
+    assert call.call_count == 3
+
+
+def test_a_success_forgets_the_failure(setup, mock):
+    s = setup(account("a"))
+    s.usage("access-a", {"message": "boom"}, status=500)
+    with pytest.raises(UpstreamError):
+        s.monitor.usage("a")
+    mock.replace(responses.GET, USAGE_URL, json=usage_document(10, 50))
+    assert s.monitor.usage("a", max_age=0)["quota"]["remaining"] == 40.0
+    assert s.monitor.usage("a")["quota"]["remaining"] == 40.0
+
+
+BEARER = {"message": "The bearer token included in the request is invalid"}
+
+
+def test_usage_refreshes_a_rejected_token_once(setup):
+    s = setup(account("a"))
+    rejected = s.usage("access-a", BEARER, status=403)
+    refresh = s.refresh("a", {"accessToken": "access-a2", "expiresIn": 3600})
+    s.usage("access-a2", usage_document(10, 50))
+    assert s.monitor.usage("a", max_age=0)["quota"]["remaining"] == 40.0
+    assert (rejected.call_count, refresh.call_count) == (1, 1)
+    assert s.pool.creds("a").access_token == "access-a2"
+
+
+def test_a_token_still_rejected_after_the_refresh_is_an_upstream_error(setup):
+    s = setup(account("a"))
+    s.usage("access-a", BEARER, status=403)
+    s.refresh("a", {"accessToken": "access-a2", "expiresIn": 3600})
+    again = s.usage("access-a2", BEARER, status=403)
+    with pytest.raises(UpstreamError) as raised:
+        s.monitor.usage("a", max_age=0)
+    assert raised.value.status == 502 and again.call_count == 1
+    assert "usage query" in raised.value.message and s.pool.summary("a")["state"] == "active"
+
+
+def test_a_failed_refresh_is_an_upstream_error_said_once(setup):
+    s = setup(account("a", expires_in=-60))
+    s.refresh("a", {"message": "down"}, status=500)
+    with pytest.raises(UpstreamError) as raised:
+        s.monitor.usage("a", max_age=0)
+    assert raised.value.status == 502 and raised.value.message.lower().count("token refresh failed") == 1
+
+
+@pytest.mark.parametrize("status, body, answer", [
+    (500, {"message": "boom"}, 503),
+    (429, {"message": "slow down"}, 503),
+    (200, [1, 2], 503),
+    (400, {"message": "bad"}, 502),
+])
+def test_other_failures_are_502_or_503(setup, status, body, answer):
+    s = setup(account("a"))
+    s.usage("access-a", body, status=status)
+    with pytest.raises(UpstreamError) as raised:
+        s.monitor.usage("a", max_age=0)
+    assert raised.value.status == answer and s.pool.summary("a")["state"] == "active"
+
+
+def test_a_suspension_answer_suspends_the_account(setup):
+    s = setup(account("a"))
+    s.usage("access-a", {"message": "Your User ID temporarily is suspended.", "reason": "TEMPORARILY_SUSPENDED"},
+            status=403)
+    with pytest.raises(UpstreamError) as raised:
+        s.monitor.usage("a", max_age=0)
+    assert raised.value.status == 502 and "suspended" in raised.value.message
+    summary = s.pool.summary("a")
+    assert summary["state"] == "suspended" and "suspended" in summary["reason"]
+
+
+def test_a_monthly_limit_answer_parks_the_account_until_the_next_month(setup):
+    s = setup(account("a"))
+    s.usage("access-a", {"message": "limit", "reason": "MONTHLY_REQUEST_COUNT"}, status=402)
+    with pytest.raises(UpstreamError) as raised:
+        s.monitor.usage("a", max_age=0)
+    assert raised.value.status == 503
+    summary = s.pool.summary("a")
+    assert summary["state"] == "exhausted" and summary["exhausted_until"] == calendar.timegm((2023, 12, 1, 0, 0, 0))
+
+
+def test_a_monthly_limit_answer_uses_a_known_reset_date(setup, mock):
+    s = setup(account("a"))
+    s.usage("access-a", usage_document(10, 50, reset=T0 + 5 * 86400))
+    s.monitor.usage("a")
+    mock.replace(responses.GET, USAGE_URL, json={"message": "limit", "reason": "MONTHLY_REQUEST_COUNT"}, status=402)
+    with pytest.raises(UpstreamError):
+        s.monitor.usage("a", max_age=0)
+    assert s.pool.summary("a")["exhausted_until"] == T0 + 5 * 86400
+
+
+def test_email_of_asks_with_exactly_the_given_credentials(setup):
+    s = setup(account("a"))
+    s.usage("someone-elses-access", {**usage_document(1, 5), "userInfo": {"email": "bob@example.com"}})
+    other = account("zz", access_token="someone-elses-access")
+    assert s.monitor.email_of(other) == "bob@example.com"
+    assert s.pool.summary("a")["quota"] is None
+
+
 # ----- refresh_check -----------------------------------------------------------------------------
 
 def test_refresh_check_statuses(setup):
@@ -197,15 +326,21 @@ def test_refresh_check_statuses(setup):
     dead = s.refresh("dead", {"error": "invalid_grant"}, status=400)
     off = s.refresh("off", {"accessToken": "never-used"})
     rows = {row["id"]: row for row in s.monitor.refresh_check()}
-    assert rows["valid"] == {"id": "valid", "name": "VALID", "status": "valid", "expires_at": T0 + 7200}
-    assert rows["soon"] == {"id": "soon", "name": "SOON", "status": "valid", "refreshed": True,
-                            "expires_at": T0 + 3600 - 60}
-    assert rows["gone"]["status"] == "valid" and rows["gone"]["expires_at"] == T0 + 1800 - 60
-    assert rows["never"]["refreshed"] is True
-    assert rows["dead"]["status"] == "refresh failed" and rows["dead"]["refreshed"] is False
+    assert rows["valid"] == {"id": "valid", "name": "VALID", "before": "valid", "status": "valid",
+                             "outcome": "not needed", "expires_at": T0 + 7200}
+    assert rows["soon"] == {"id": "soon", "name": "SOON", "before": "expiring", "status": "valid",
+                            "outcome": "refreshed", "refreshed": True, "expires_at": T0 + 3600 - 60}
+    gone = rows["gone"]
+    assert (gone["before"], gone["outcome"], gone["status"]) == ("expired", "refreshed", "valid")
+    assert rows["gone"]["expires_at"] == T0 + 1800 - 60
+    assert rows["never"]["refreshed"] is True and rows["never"]["before"] == "expired"
+    assert (rows["dead"]["before"], rows["dead"]["outcome"], rows["dead"]["status"]) == (
+        "expired", "refresh failed", "refresh failed")
+    assert rows["dead"]["refreshed"] is False
     assert rows["dead"]["permanent"] is True and "sign in again" in rows["dead"]["error"]
     assert dead.call_count == 1 and s.pool.summary("dead")["state"] == "unhealthy"
-    assert rows["off"] == {"id": "off", "name": "OFF", "status": "expired", "expires_at": T0 - 60}
+    assert rows["off"] == {"id": "off", "name": "OFF", "before": "expired", "status": "expired",
+                           "outcome": "skipped: the account is disabled", "expires_at": T0 - 60}
     assert off.call_count == 0
     assert s.pool.creds("soon").access_token == "access-soon-2"
 
@@ -313,3 +448,63 @@ def test_accounts_not_added_from_a_file_are_skipped(tmp_path):
     pool = AccountPool()
     pool.add(account("pasted"))
     assert Adopter(pool, lambda: tmp_path).run_once() == []
+
+
+def test_a_file_that_now_holds_another_account_is_not_adopted(adoption, caplog):
+    adoption.rewrite(factories.token_file("acc-bob", provider="Github", expires_in=7200))
+    with caplog.at_level(logging.WARNING, logger="kiroproxy.accounts.monitor"):
+        assert adoption.adopter.run_once() == []
+    assert adoption.access() == "acc-old" and adoption.pool.creds(adoption.id).provider == "Google"
+    assert "not adopting" in caplog.text and "provider" in caplog.text
+    adoption.pool.mark_unhealthy(adoption.id, "refresh token rejected")
+    adoption.rewrite(factories.token_file("acc-bob", provider="Github", expires_in=7200))
+    assert adoption.adopter.run_once() == [] and adoption.access() == "acc-old"  # not even when ours is dead
+
+
+def identified(adoption: Adoption, known: Optional[str], answer: Any) -> Adopter:
+    """An Adopter that asks Kiro (stubbed) whose tokens the file holds; `answer` an e-mail or an error."""
+    if known:
+        adoption.pool.set_quota(adoption.id, {"email": known})
+
+    def identify(creds: Credentials) -> Optional[str]:
+        assert creds.access_token == "acc-new"  # the file's tokens are the ones asked about
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    adoption.adopter = Adopter(adoption.pool, lambda: adoption.home, identify=identify)
+    return adoption.adopter
+
+
+@pytest.mark.parametrize("known, answer, taken", [
+    ("alice@example.com", "alice@example.com", True),
+    ("Alice@Example.com", "alice@example.com ", True),
+    ("alice@example.com", None, True),                     # Kiro names nobody: nothing proves otherwise
+    (None, "bob@example.com", True),                       # nothing known to compare with
+    ("alice@example.com", "bob@example.com", False),
+    ("alice@example.com", ProxyError("down", status=503), False),
+])
+def test_the_e_mail_decides_when_the_file_is_otherwise_alike(adoption, known, answer, taken):
+    identified(adoption, known, answer)
+    adoption.rewrite(factories.token_file("acc-new", expires_in=7200))  # same provider, new refresh token
+    assert adoption.adopter.run_once() == ([adoption.id] if taken else [])
+    assert adoption.access() == ("acc-new" if taken else "acc-old")
+
+
+def test_the_same_refresh_token_needs_no_e_mail(adoption):
+    calls = []
+    adoption.pool.set_quota(adoption.id, {"email": "alice@example.com"})
+    adoption.adopter = Adopter(adoption.pool, lambda: adoption.home, identify=lambda c: calls.append(c) or "x")
+    same = factories.token_file("acc-new", refresh=adoption.pool.creds(adoption.id).refresh_token, expires_in=7200)
+    adoption.rewrite(same)
+    assert adoption.adopter.run_once() == [adoption.id] and calls == []
+
+
+def test_an_account_removed_meanwhile_is_skipped(adoption):
+    class Vanishing(AccountPool):
+        def creds(self, account_id: str) -> Credentials:
+            raise NotFound(account_id)
+
+    pool = Vanishing()
+    pool.add(adoption.pool.creds(adoption.id))
+    assert Adopter(pool, lambda: adoption.home).run_once() == []

@@ -372,6 +372,66 @@ def test_re_adding_an_unhealthy_account_revives_it():
     assert pool.summary("a")["state"] == "active"
 
 
+def test_adding_again_keeps_the_user_fields_unless_named():
+    pool = AccountPool(clock=FakeClock())
+    pool.add(creds("a", name="primary", proxy_url="http://p:1", source_path="/t.json"))
+    again = creds("other-id", refresh_token=refresh_token("aSECRET"), access_token="fresh", name="Google")
+    stored = pool.add(again)
+    assert (stored.id, stored.access_token) == ("a", "fresh")
+    assert (stored.name, stored.proxy_url, stored.source_path) == ("primary", "http://p:1", "/t.json")
+    assert pool.add(again, explicit={"name"}).name == "Google"
+
+
+def test_the_same_source_file_with_another_identity_is_another_account():
+    pool = AccountPool(clock=FakeClock())
+    pool.add(creds("a", provider="Google", source_path="/t.json"))
+    other = creds("b", provider="Github", source_path="/t.json")
+    assert pool.match(other) is None
+    assert pool.add(other).id == "b" and pool.ids() == ["a", "b"]
+    assert pool.creds("a").access_token == "access-a-SECRET"
+
+
+def test_match_prefers_the_refresh_token_over_the_source_file():
+    pool = AccountPool(clock=FakeClock())
+    pool.add(creds("a", source_path="/t.json"))
+    pool.add(creds("b"))
+    assert pool.match(creds("x", refresh_token=refresh_token("bSECRET"), source_path="/t.json")).id == "b"
+
+
+def test_coming_back_from_unhealthy_is_announced():
+    pool = make_pool("a", "b")
+    seen = []
+    pool.on_change(lambda *args: seen.append(args[:2]))
+    pool.mark_unhealthy("a", "dead")
+    pool.mark_unhealthy("b", "dead")
+    pool.update_creds("a", lambda c: c.with_tokens("new", None, T0 + 7200))
+    pool.add(creds("b", access_token="pasted"))
+    pool.update_creds("a", lambda c: c.with_tokens("newer", None, T0 + 7200))  # already active: no news
+    assert seen == [("a", "unhealthy"), ("b", "unhealthy"), ("a", "active"), ("b", "active")]
+
+
+def test_record_and_put_back_undo_changes():
+    pool = make_pool("a")
+    before = pool.record("a")
+    pool.update_creds("a", lambda c: c.with_tokens("changed", refresh_token("changed"), T0 + 1))
+    pool.set_enabled("a", False)
+    pool.put_back(before)
+    assert pool.creds("a") == creds("a") and pool.summary("a")["enabled"] is True
+    pool.put_back({**before, "id": "gone"})  # an account removed meanwhile stays removed
+    assert pool.ids() == ["a"]
+
+
+def test_infinite_values_on_disk_read_as_unknown(tmp_path):
+    path = tmp_path / "accounts.json"
+    record = {**creds("a").to_record(), "expires_at": float("inf"), "cooldown_until": float("nan")}
+    path.write_text(json.dumps({"_default": {"1": record}}))
+    pool = AccountPool(JsonDB(path), clock=FakeClock())
+    summary = pool.summary("a")
+    assert summary["expires_at"] == 0.0 and summary["token_expires_at"] is None
+    assert summary["state"] == "active"
+    json.dumps(pool.summaries(), allow_nan=False)
+
+
 def test_remove_forgets_the_account_and_its_sessions():
     pool = make_pool("a", "b")
     picks(pool, 1, session_key="s")

@@ -1,6 +1,7 @@
 """Tests for accounts.quota: the getUsageLimits document (upstream reference §1) reduced to credits."""
 from __future__ import annotations
 
+import calendar
 import copy
 import json
 from typing import Any, Dict
@@ -205,3 +206,13 @@ def test_exhausted_on_a_hand_built_quota():
     assert quota.exhausted(Quota(limit=10.0, remaining=0.0)) is True
     assert quota.exhausted(Quota(limit=10.0, remaining=-1.0)) is True
     assert quota.exhausted(Quota(limit=10.0, remaining=0.5)) is False
+
+
+@pytest.mark.parametrize("now, period, reset", [
+    (calendar.timegm((2025, 3, 14, 12, 0, 0)), "month", calendar.timegm((2025, 4, 1, 0, 0, 0))),
+    (calendar.timegm((2025, 12, 31, 23, 59, 59)), "month", calendar.timegm((2026, 1, 1, 0, 0, 0))),
+    (calendar.timegm((2025, 3, 1, 0, 0, 0)), "month", calendar.timegm((2025, 4, 1, 0, 0, 0))),
+    (calendar.timegm((2025, 3, 14, 12, 0, 0)), "day", calendar.timegm((2025, 3, 15, 0, 0, 0))),
+])
+def test_next_reset(now, period, reset):
+    assert quota.next_reset(now, period) == reset

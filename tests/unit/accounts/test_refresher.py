@@ -14,7 +14,7 @@ import responses
 
 from kiroproxy.accounts.credentials import EXTERNAL_IDP, IDC, SOCIAL, Credentials
 from kiroproxy.accounts.pool import AccountPool
-from kiroproxy.accounts.refresher import Refresher
+from kiroproxy.accounts.refresher import Refresher, failure_text
 from kiroproxy.kiro.auth import Authenticator, RefreshError
 from kiroproxy.kiro.transport import ClientIdentity, Endpoints, Sessions
 from tests.factories import refresh_token
@@ -428,3 +428,22 @@ def test_wake_runs_a_pass_now(mock):
     mock.add(responses.POST, SOCIAL_URL, json=social_answer())
     setup.refresher.wake()
     assert done.wait(10)
+
+
+@pytest.mark.parametrize("message, said", [
+    ("token refresh failed (HTTP 500)", "token refresh failed (HTTP 500)"),
+    ("token refresh failed: ConnectionError", "token refresh failed: ConnectionError"),
+    ("refresh token rejected (HTTP 400); sign in again",
+     "token refresh failed: refresh token rejected (HTTP 400); sign in again"),
+])
+def test_failure_text_says_it_once(message, said):
+    assert failure_text(RefreshError(message, permanent=False)) == said
+
+
+def test_the_unhealthy_reason_says_refresh_failed_once(mock):
+    setup = Setup(account("a", expires_in=60))
+    mock.add(responses.POST, SOCIAL_URL, status=400, json={"error": "invalid_grant"})
+    with pytest.raises(RefreshError):
+        setup.refresher.ensure_fresh("a")
+    assert setup.pool.summary("a")["reason"].lower().count("refresh") == 2  # "token refresh failed: refresh token..."
+    assert setup.pool.summary("a")["reason"].lower().count("token refresh failed") == 1

@@ -438,3 +438,15 @@ def test_no_secret_in_any_found(home):
     for name, secret in SECRETS.items():
         assert secret not in text, name
     assert "awsClientSecret" not in text and "regClientId" not in text
+
+
+def test_listing_pairs_each_entry_with_its_credentials(home):
+    entries = dict((found.path, creds) for found, creds in scan.listing(home))
+    assert [f.path for f in scan.scan(home)] == list(entries)
+    assert entries[ide(home, "kiro-auth-token.json")].refresh_token == SECRETS["social_refresh"]
+    assert entries[ide(home, "kiro-truncated.json")] is None
+
+
+def test_path_holding_finds_the_file_of_a_refresh_token(home):
+    assert scan.path_holding(home, SECRETS["social_refresh"]) == ide(home, "kiro-auth-token.json")
+    assert scan.path_holding(home, refresh_token("nowhere")) is None

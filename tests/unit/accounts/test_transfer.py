@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any, Dict, List
 
 import pytest
@@ -295,3 +296,163 @@ def test_a_bad_document_never_reaches_apply(doc):
         reached.append(changes)
         transfer.apply(changes, pool)
     assert reached == [] and snapshot(pool) == before
+
+
+# ----- duplicates, ids, all or nothing ------------------------------------------------------------
+
+def test_an_account_listed_twice_is_taken_once_and_the_rest_still_comes():
+    token = refresh_token("dupSECRET")
+    doc = document(account_doc("x1", refresh_token=token), account_doc("x2", refresh_token=token),
+                   account_doc("x3"))
+    changes, result = planned(doc, pool_of())
+    assert [a["id"] for a in result.added] == ["x1", "x3"]
+    assert result.skipped == [{"name": "X2", "reason": "the same account as accounts.0 of this document"}]
+    pool = pool_of()
+    transfer.apply(changes, pool)
+    assert pool.ids() == ["x1", "x3"]
+
+
+def test_two_entries_matching_one_account_here_update_it_once():
+    pool = pool_of(creds("a"))
+    doc = document(account_doc("a", name="by id"), account_doc("zz", id="elsewhere", machine_id="a-machine"))
+    changes, result = planned(doc, pool)
+    assert [u["name"] for u in result.updated] == ["by id"] and len(changes) == 1
+    assert "accounts.0" in result.skipped[0]["reason"]
+
+
+def test_the_id_match_wins_over_a_machine_id_match():
+    pool = pool_of(creds("a"), creds("b", machine_id="a-machine"))
+    _, result = planned(document(account_doc("b", machine_id="a-machine", name="B2")), pool)
+    assert result.updated == [{"id": "b", "name": "B2"}]
+
+
+def test_apply_sets_enabled_on_the_account_the_pool_stored():
+    # The pool can store a change under another id than the one planned (it matched the refresh
+    # token): the enabled flag must follow the stored account, not the planned id.
+    pool = pool_of(creds("a"))
+    same = creds("planned-id", refresh_token=refresh_token("aSECRET"))
+    transfer.apply([transfer.Change(transfer.ADD, same, False)], pool)
+    assert pool.ids() == ["a"] and pool.summary("a")["enabled"] is False
+
+
+@pytest.mark.parametrize("unsafe", ["a/b", "../../x", "with space", "x" * 65])
+def test_an_unusable_id_is_replaced(unsafe):
+    changes, result = planned(document(account_doc("n", id=unsafe)), pool_of())
+    new_id = changes[0].creds.id
+    assert new_id != unsafe and re.fullmatch(r"[A-Za-z0-9_-]+", new_id)
+    assert result.added[0]["id"] == new_id and unsafe in result.added[0]["note"]
+
+
+class FailingDB:
+    """A JsonDB stand-in whose upserts start failing after `good` of them (a full disk)."""
+
+    def __init__(self, good: int) -> None:
+        self.good = good
+        self.records: Dict[str, Any] = {}
+
+    def all(self) -> List[Dict[str, Any]]:
+        return list(self.records.values())
+
+    def upsert(self, record: Dict[str, Any]) -> None:
+        if self.good <= 0:
+            raise OSError(28, "No space left on device")
+        self.good -= 1
+        self.records[record["id"]] = record
+
+    def remove(self, account_id: str) -> None:
+        self.records.pop(account_id, None)
+
+
+def failing_pool(good_writes: int) -> tuple:
+    db = FailingDB(100)
+    pool = AccountPool(db, clock=lambda: T0)
+    pool.add(creds("a"))
+    db.good = good_writes
+    return pool, db
+
+
+@pytest.mark.parametrize("good_writes", [0, 1, 2])
+def test_a_failing_write_undoes_the_whole_import(good_writes):
+    pool, _ = failing_pool(good_writes)
+    before = snapshot(pool)
+    doc = document(account_doc("a", name="Updated", access_token="access-newer", expires_at=T0 + 7200),
+                   account_doc("n"), account_doc("m"))
+    changes, result = planned(doc, pool, {"port": 9000})
+    written: List[Any] = []
+    with pytest.raises(OSError):
+        transfer.apply(changes, pool, result.settings, written.append)
+    assert snapshot(pool) == before and written == []
+
+
+def test_a_failing_settings_write_undoes_the_accounts():
+    pool = pool_of(creds("a"))
+    before = snapshot(pool)
+    changes, result = planned(document(account_doc("a", name="Updated", enabled=False), account_doc("n"),
+                                       settings={"cooldown_seconds": 5}), pool)
+
+    def full_disk(settings: Dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        transfer.apply(changes, pool, result.settings, full_disk)
+    assert snapshot(pool) == before
+
+
+def test_apply_writes_the_settings_after_the_accounts():
+    pool = pool_of()
+    changes, result = planned(document(account_doc("n"), settings={"cooldown_seconds": 5}), pool)
+    written: List[Any] = []
+    transfer.apply(changes, pool, result.settings, lambda settings: written.append((settings, pool.ids())))
+    assert written == [({"cooldown_seconds": 5}, ["n"])]
+
+
+# ----- values are checked like the account API checks them ---------------------------------------
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("enabled", "false", "enabled"),
+    ("enabled", 0, "enabled"),
+    ("expires_at", True, "expires_at"),
+    ("expires_at", float("inf"), "expires_at"),
+    ("expires_at", 1e300, "expires_at"),
+    ("expires_at", -1, "expires_at"),
+    ("created_at", 1e300, "created_at"),
+    ("proxy_url", "not a url", "proxy_url"),
+    ("name", 5, "name"),
+])
+def test_bad_account_values_are_refused(field, value, fragment):
+    with pytest.raises(BadRequest) as raised:
+        transfer.parse_document(document(account_doc("n", **{field: value})))
+    assert f"accounts.0.{fragment}" in raised.value.message
+
+
+def test_a_bad_global_proxy_url_is_refused():
+    with pytest.raises(BadRequest, match="settings.proxy_url"):
+        planned(document(settings={"proxy_url": "not a url"}), pool_of())
+
+
+def test_a_document_without_a_name_keeps_the_name_here():
+    pool = pool_of(creds("a", proxy_url="http://p:1"))
+    changes, _ = planned(document({"refresh_token": refresh_token("aSECRET")}), pool)
+    assert (changes[0].creds.name, changes[0].creds.proxy_url) == ("A", "http://p:1")
+    changes, _ = planned(document({"id": "a", "name": "", "proxy_url": None}), pool)
+    assert (changes[0].creds.name, changes[0].creds.proxy_url) == ("A", "http://p:1")
+
+
+# ----- proxy passwords ---------------------------------------------------------------------------
+
+def test_proxy_passwords_are_masked_like_secrets():
+    pool = pool_of(creds("a", proxy_url="http://me:pr0xypw@h:1"))
+    settings = {"proxy_url": "http://glob:g1obalpw@h:2"}
+    masked = transfer.export(pool, settings, include_secrets=False)
+    assert "pr0xypw" not in json.dumps(masked) and "g1obalpw" not in json.dumps(masked)
+    assert masked["accounts"][0]["proxy_url"] == "http://me:***@h:1"
+    full = transfer.export(pool, settings, include_secrets=True)
+    assert full["accounts"][0]["proxy_url"] == "http://me:pr0xypw@h:1"
+    assert full["settings"]["proxy_url"] == "http://glob:g1obalpw@h:2"
+    changes, result = planned(masked, pool, settings)
+    assert changes[0].creds.proxy_url == "http://me:pr0xypw@h:1" and result.settings is None
+
+
+def test_a_new_account_with_a_masked_proxy_password_is_skipped():
+    _, result = planned(document(account_doc("n", proxy_url="http://me:***@h:1")), pool_of())
+    assert result.added == [] and "proxy" in result.skipped[0]["reason"]
