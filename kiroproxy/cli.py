@@ -33,7 +33,8 @@ def parser() -> argparse.ArgumentParser:
 
 def add_login_command(commands: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", help="the running proxy's URL (default: http://<host>:<port> from the settings)")
+    common.add_argument("--server", help="the running proxy's URL (default: the server that owns the data "
+                                         "directory, as its server.json says, else http://<host>:<port>)")
     common.add_argument("--admin-key", dest="admin_key", help="the admin key (default: the configured or stored one)")
     # SUPPRESS: an unset flag here must not hide the same flag given before `login`.
     common.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS, help="data directory")
@@ -74,11 +75,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_server(settings)
 
 
-def run_server(settings) -> int:
+def run_server(settings: Settings) -> int:
     from .app import create_app
-    from .server import serve
+    from .server import claim, owner, release, serve
     from .services import Services
 
+    running = owner(settings.home)
+    if running is not None:  # two servers on one data directory overwrite each other's state
+        print(f"kiroproxy: another kiroproxy server (pid {running.pid}, {running.url}) uses {settings.home}; "
+              "stop it first, or give this one its own --data-dir", file=sys.stderr)
+        return 2
     services = Services.build(settings)
     app = create_app(settings, services)
     if services.admin_key_generated:
@@ -87,11 +93,17 @@ def run_server(settings) -> int:
 
     def ready(server) -> None:
         services.listen = f"{settings.host}:{server.effective_port}"
+        claim(services.home, settings.host, server.effective_port)
         services.start()
         print(f"kiroproxy {__version__} listening on http://{settings.host}:{server.effective_port} "
               f"(data in {services.home}; {len(services.pool.ids())} account(s))", flush=True)
 
-    serve(app, settings.host, settings.port, settings.threads, on_ready=ready, on_stop=services.close)
+    def stopped() -> None:
+        services.close()
+        release(services.home)  # last: until the state is on disk, `login` must not write under us
+
+    serve(app, settings.host, settings.port, settings.threads, on_ready=ready, on_stop=stopped,
+          grace=settings.shutdown_grace_seconds)
     return 0
 
 
@@ -169,11 +181,38 @@ def run_login(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, Any]:
-    """(backend, close): the server's admin API when it answers, else the data directory itself."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = args.server or f"http://{host}:{settings.port}"
+    """(backend, close): the admin API of the server that owns the data directory (its server.json
+    says where it listens), else of a server at the configured address, else the data directory
+    itself. A live owner that does not answer is an error: writing accounts.json underneath a
+    server loses the account when the server next saves its own copy."""
+    from .server import owner
+
     key_file = settings.home / "admin.key"
     key = args.admin_key or settings.admin_key or (key_file.read_text().strip() if key_file.exists() else "")
+    if args.server:
+        return _through(args.server, key, f"no kiroproxy server answers at {args.server}")
+    running = owner(settings.home)
+    if running is not None:
+        return _through(running.url, key, (
+            f"the kiroproxy server that uses {settings.home} (pid {running.pid}) does not answer at "
+            f"{running.url}; not adding the account underneath it. Try again once it answers, or pass "
+            f"--server (if no kiroproxy runs, delete {settings.home / 'server.json'})"))
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{host}:{settings.port}"
+    try:
+        return _through(url, key, "")
+    except LookupError:
+        pass
+    from .services import open_logins
+
+    logins, close = open_logins(settings)
+    print(f"No server at {url}; adding the account to {settings.home} directly", flush=True)
+    return logins, close
+
+
+def _through(url: str, key: str, unreachable: str) -> Tuple[Any, Any]:
+    """The admin API at `url` when it accepts `key`. Nothing answering raises ProxyError(`unreachable`),
+    or LookupError when `unreachable` is empty (the caller has another way)."""
     api = AdminApi(url, key)
     status = api.probe()
     if status == 200:
@@ -182,14 +221,9 @@ def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, An
     api.close()
     if status == 401:
         raise ProxyError(f"the server at {url} refused the admin key; pass --admin-key")
-    if args.server:
-        raise ProxyError(f"no kiroproxy server answers at {url}")
-    from .services import Services
-
-    services = Services.build(settings)
-    print(f"No server at {url}; adding the account to {services.home} directly "
-          "(if a server uses that directory on another port, stop and pass --server)", flush=True)
-    return services.logins, services.close
+    if not unreachable:
+        raise LookupError(url)
+    raise ProxyError(unreachable)
 
 
 def login_device(backend: Any, region: Optional[str], start_url: Optional[str]) -> int:

@@ -12,15 +12,18 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .accounts.credentials import proxy_url_of
+from .errors import BadRequest
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message says which key and why."""
 
 
 def data_dir(env: Optional[Mapping[str, str]] = None) -> Path:
-    """KIROPROXY_HOME, else ~/.kiro-proxy (HOME is honoured)."""
+    """KIROPROXY_HOME, else ~/.kiro-proxy (HOME is honoured). An empty KIROPROXY_HOME is unset."""
     env = os.environ if env is None else env
-    if env.get("KIROPROXY_HOME"):
+    if (env.get("KIROPROXY_HOME") or "").strip():
         return Path(env["KIROPROXY_HOME"]).expanduser()
     home = env.get("HOME") or str(Path.home())
     return Path(home) / ".kiro-proxy"
@@ -36,6 +39,7 @@ class Settings(BaseModel):
     data_dir: str = ""
     scan_home: str = ""
     log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(5.0, ge=0)
 
     # keys
     admin_key: Optional[str] = None
@@ -65,6 +69,7 @@ class Settings(BaseModel):
 
     # stored Responses API answers (previous_response_id)
     responses_max_entries: int = Field(1000, ge=0)
+    responses_max_mb: float = Field(256.0, ge=0)
 
     # upstream behaviour
     connect_timeout: float = Field(10.0, gt=0)
@@ -78,7 +83,7 @@ class Settings(BaseModel):
     # account pool
     refresh_margin_seconds: float = Field(600.0, ge=0)
     refresh_interval_seconds: float = Field(60.0, gt=0)
-    cooldown_seconds: float = Field(60.0, ge=0)
+    cooldown_seconds: float = Field(180.0, ge=0)
     max_cooldown_seconds: float = Field(1800.0, ge=0)
     quota_cache_seconds: float = Field(60.0, ge=0)
     sticky_sessions: bool = True
@@ -91,6 +96,14 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @field_validator("proxy_url", mode="before")
+    @classmethod
+    def _check_proxy(cls, value: Any) -> Any:
+        try:
+            return proxy_url_of(value, param="proxy_url")
+        except BadRequest as exc:
+            raise ValueError(exc.message) from None
 
     @property
     def home(self) -> Path:
@@ -110,10 +123,13 @@ FIELDS = tuple(Settings.model_fields)
 
 
 def _env_overrides(env: Mapping[str, str]) -> Dict[str, Any]:
+    """The KIROPROXY_* values. An empty (or blank) variable counts as unset, for every key alike:
+    `KIROPROXY_ADMIN_KEY=` must not silently discard config.json's admin_key, nor
+    `KIROPROXY_PORT=` be an error, since shells and unit files leave variables empty all the time."""
     out: Dict[str, Any] = {}
     for name in FIELDS:
         raw = env.get("KIROPROXY_" + name.upper())
-        if raw is None or name == "data_dir":
+        if raw is None or not raw.strip() or name == "data_dir":
             continue
         annotation = str(Settings.model_fields[name].annotation)
         if ("Dict" in annotation or "dict" in annotation) and raw.strip().startswith("{"):

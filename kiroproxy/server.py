@@ -1,20 +1,32 @@
-"""Waitress on a thread pool, with a clean shutdown on SIGTERM/SIGINT (state flushed to disk).
+"""Waitress on a thread pool, with a clean shutdown on SIGTERM/SIGINT, and the server.json marker
+that tells other kiroproxy processes (the `login` command) which server owns a data directory.
 
-The signal handler only sets a flag; the serving loop polls in short steps and stops between
+The signal handler only sets flags; the serving loop polls in short steps and stops between
 them, so no exception is ever raised inside waitress while it holds a lock.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
-from typing import Any, Callable, Dict, Optional
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
 
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
 from waitress.server import create_server as waitress_server
+
+from .store.jsondb import write_atomic
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
+MARKER_FILE = "server.json"
 
 
 def create_server(app: Any, host: str = "127.0.0.1", port: int = 8080, threads: int = 32) -> Any:
@@ -32,15 +44,53 @@ def _socket_map(server: Any) -> Dict[int, Any]:
     return found if found is not None else server._map
 
 
-def stop(server: Any, timeout: float = 5.0) -> None:
-    """Stop accepting, close open connections, and give worker threads `timeout` to finish."""
-    server.close()
-    for channel in list(_socket_map(server).values()):
-        try:
-            channel.close()
-        except OSError:
-            pass
+def _channels(socket_map: Dict[int, Any]) -> List[HTTPChannel]:
+    return [d for d in list(socket_map.values()) if isinstance(d, HTTPChannel)]
+
+
+def _busy(channel: HTTPChannel) -> bool:
+    """A request is queued, running, half received, or its answer is not sent yet."""
+    return bool(channel.requests or channel.total_outbufs_len or channel.request is not None)
+
+
+def stop_accepting(server: Any) -> None:
+    """Close the listening sockets only. BaseWSGIServer.close() would also close the wake-up pipe
+    that worker threads still write to while they finish their answers."""
+    for dispatcher in list(_socket_map(server).values()):
+        if isinstance(dispatcher, BaseWSGIServer):
+            wasyncore.dispatcher.close(dispatcher)
+
+
+def drain(server: Any, grace: float, cut: Optional[threading.Event] = None) -> int:
+    """Stop accepting, then keep serving requests in flight for up to `grace` seconds (or until `cut`
+    is set), closing connections as they fall idle. Returns how many were still busy at the end."""
+    stop_accepting(server)
+    socket_map = _socket_map(server)
+    deadline = time.monotonic() + grace
+    while True:
+        busy = 0
+        for channel in _channels(socket_map):
+            if _busy(channel):
+                busy += 1
+            else:
+                channel.handle_close()  # idle keep-alive: nothing to wait for
+        left = deadline - time.monotonic()
+        if not busy or left <= 0 or (cut is not None and cut.is_set()):
+            return busy
+        server.asyncore.loop(timeout=min(POLL_SECONDS, left), map=socket_map,
+                             use_poll=server.adj.asyncore_use_poll, count=1)
+
+
+def stop(server: Any, timeout: float = 5.0, grace: float = 0.0, cut: Optional[threading.Event] = None) -> None:
+    """Stop accepting; give requests in flight `grace` seconds to finish; close what remains; give
+    worker threads `timeout` seconds to notice; then close the server itself."""
+    busy = drain(server, grace, cut)
+    if busy:
+        log.warning("closing %d connection(s) with a request still in flight", busy)
+    for channel in _channels(_socket_map(server)):
+        channel.handle_close()  # wakes a worker blocked on a full buffer; its next write fails
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+    server.close()
 
 
 def run_until(server: Any, stopping: threading.Event) -> None:
@@ -51,14 +101,15 @@ def run_until(server: Any, stopping: threading.Event) -> None:
 
 
 def serve(app: Any, host: str, port: int, threads: int, on_ready: Optional[Callable[[Any], None]] = None,
-          on_stop: Optional[Callable[[], None]] = None) -> None:
-    """Run until SIGTERM/SIGINT, then stop accepting, let workers finish briefly, call on_stop."""
+          on_stop: Optional[Callable[[], None]] = None, grace: float = 0.0) -> None:
+    """Run until SIGTERM/SIGINT; then stop accepting, give requests in flight `grace` seconds (a
+    second signal cuts that short), close the rest, and call on_stop."""
     server = create_server(app, host, port, threads)
     stopping = threading.Event()
+    cut = threading.Event()
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stopping.set()
+    def on_signal(_signum: int, _frame: Any) -> None:
+        (cut if stopping.is_set() else stopping).set()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
@@ -67,7 +118,90 @@ def serve(app: Any, host: str, port: int, threads: int, on_ready: Optional[Calla
         on_ready(server)
     try:
         run_until(server, stopping)
+        in_flight = sum(_busy(c) for c in _channels(_socket_map(server)))
+        log.info("shutting down: no longer accepting; %d request(s) in flight get up to %.1f s",
+                 in_flight, grace)
     finally:
-        stop(server)
+        stop(server, grace=grace, cut=cut)
         if on_stop is not None:
             on_stop()
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A running server's claim on its data directory (server.json). `process_start` is the
+    kernel's start time of `pid` where /proc has it, so a reused pid is not taken for the server."""
+
+    pid: int
+    host: str
+    port: int
+    started_at: float
+    process_start: str = ""
+
+    @property
+    def url(self) -> str:
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+
+def process_start(pid: int) -> str:
+    """The start time of process `pid` in clock ticks since boot (Linux /proc); "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name before ")" may hold spaces
+    return fields[19] if len(fields) > 19 else ""
+
+
+def is_alive(marker: Marker) -> bool:
+    """Whether the process that wrote `marker` still runs. Our own pid is a previous incarnation
+    (a restarted container reuses pid 1)."""
+    if marker.pid <= 0 or marker.pid == os.getpid():
+        return False
+    if os.name == "nt":
+        return True  # no harmless signal-0 probe there: trust the marker, the port probe decides
+    try:
+        os.kill(marker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    started = process_start(marker.pid)
+    return not (marker.process_start and started and started != marker.process_start)
+
+
+def read_marker(home: Path) -> Optional[Marker]:
+    """The marker in `home` as written, alive or not; None when there is none or it is unreadable."""
+    try:
+        data = json.loads((home / MARKER_FILE).read_text(encoding="utf-8"))
+        return Marker(pid=int(data["pid"]), host=str(data["host"]), port=int(data["port"]),
+                      started_at=float(data["started_at"]), process_start=str(data.get("process_start") or ""))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring %s: %s", home / MARKER_FILE, type(exc).__name__)
+        return None
+
+
+def owner(home: Path) -> Optional[Marker]:
+    """The live server that owns `home`, or None (no marker, or a stale one left by a crash)."""
+    marker = read_marker(home)
+    return marker if marker is not None and is_alive(marker) else None
+
+
+def claim(home: Path, host: str, port: int) -> Marker:
+    """Write this process's marker (atomically, 0600), replacing a stale one."""
+    marker = Marker(os.getpid(), host, port, time.time(), process_start(os.getpid()))
+    write_atomic(home / MARKER_FILE, json.dumps(asdict(marker)).encode("utf-8"), 0o600)
+    return marker
+
+
+def release(home: Path) -> None:
+    """Remove the marker if it is still this process's (a later server may have replaced it)."""
+    marker = read_marker(home)
+    if marker is not None and marker.pid == os.getpid():
+        try:
+            (home / MARKER_FILE).unlink()
+        except FileNotFoundError:
+            pass

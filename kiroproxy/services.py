@@ -1,7 +1,8 @@
 """The object graph: settings -> stores, pool, upstream client, relay. Built explicitly, never at import.
 
 build() wires everything (tests pass overrides), start() starts the refresh thread, close()
-stops it and flushes state to disk.
+stops it and flushes state to disk. open_logins() is the small graph the `login` command uses
+when no server runs: the account store and sign-ins only, never the flow store or stats.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, List, Tuple
 
 from .accounts.logins import Logins
 from .accounts.monitor import Adopter, Monitor
@@ -59,6 +60,38 @@ def admin_key_for(settings: Settings, home: Path) -> tuple:
     return key, True
 
 
+def _pool(settings: Settings, home: Path) -> AccountPool:
+    return AccountPool(
+        JsonDB(home / "accounts.json", 0o600),
+        cooldown_seconds=settings.cooldown_seconds, max_cooldown_seconds=settings.max_cooldown_seconds,
+        max_concurrency=settings.max_concurrency_per_account, min_interval=settings.min_interval_seconds,
+        sticky=settings.sticky_sessions)
+
+
+def _identity(settings: Settings) -> ClientIdentity:
+    return ClientIdentity(settings.kiro_version, settings.node_version, settings.os_version)
+
+
+def _endpoints(settings: Settings) -> Endpoints:
+    return Endpoints(settings.kiro_api_url, settings.kiro_auth_url, settings.aws_oidc_url)
+
+
+def open_logins(settings: Settings) -> Tuple[Logins, Callable[[], None]]:
+    """(logins, close) on the data directory alone, for the CLI when no server owns it.
+
+    Opens accounts.json and nothing else: no admin key, flow store, stats or background thread,
+    so it never touches files a server keeps state in besides the account store.
+    """
+    home = ensure_home(settings.home)
+    pool = _pool(settings, home)
+    sessions = Sessions(settings.proxy_url)
+    logins = Logins(KiroLogin(_endpoints(settings), sessions, _identity(settings)), pool,
+                    default_region=settings.region)
+    # No pool.flush() on close: add() already wrote the new account, and rewriting every other
+    # account from what was read at start could only lose changes made meanwhile.
+    return logins, sessions.close
+
+
 def known_secrets(keys: List[str], pool: AccountPool) -> List[str]:
     """Every secret value we know of (keys plus account tokens), masked wherever stored text has it."""
     found = list(keys)
@@ -91,15 +124,10 @@ class Services:
     def build(cls, settings: Settings, **overrides: Any) -> Services:
         home = ensure_home(settings.home)
         admin_key, generated = admin_key_for(settings, home)
-        endpoints = overrides.pop("endpoints", None) or Endpoints(
-            settings.kiro_api_url, settings.kiro_auth_url, settings.aws_oidc_url)
-        identity = ClientIdentity(settings.kiro_version, settings.node_version, settings.os_version)
+        endpoints = overrides.pop("endpoints", None) or _endpoints(settings)
+        identity = _identity(settings)
         sessions = overrides.pop("sessions", None) or Sessions(settings.proxy_url)
-        pool = overrides.pop("pool", None) or AccountPool(
-            JsonDB(home / "accounts.json", 0o600),
-            cooldown_seconds=settings.cooldown_seconds, max_cooldown_seconds=settings.max_cooldown_seconds,
-            max_concurrency=settings.max_concurrency_per_account, min_interval=settings.min_interval_seconds,
-            sticky=settings.sticky_sessions)
+        pool = overrides.pop("pool", None) or _pool(settings, home)
         auth = overrides.pop("auth", None) or Authenticator(endpoints, sessions, identity)
         refresher = overrides.pop("refresher", None) or Refresher(
             pool, auth, margin=settings.refresh_margin_seconds, interval=settings.refresh_interval_seconds)
@@ -113,7 +141,8 @@ class Services:
         catalog.add_rule(openai.model_rule)
         catalog.add_rule(gemini.model_rule)
         responses = overrides.pop("responses", None) or ResponseStore(
-            home / "responses", max_entries=settings.responses_max_entries)
+            home / "responses", max_entries=settings.responses_max_entries,
+            max_bytes=int(settings.responses_max_mb * 2**20))
         stats = overrides.pop("stats", None) or Stats(home / "stats.json")
         flows = overrides.pop("flows", None) or FlowStore(
             home / "flows", stats, max_flows=settings.flows_max_count,
@@ -188,7 +217,8 @@ class Services:
 
     def start(self) -> None:
         self.flows.start()
-        self.refresher.tasks.append(Adopter(self.pool, lambda: self.settings.scan_home_path).run_once)
+        self.refresher.tasks.append(Adopter(self.pool, lambda: self.settings.scan_home_path,
+                                              identify=self.monitor.email_of).run_once)
         self.refresher.tasks.append(self.sync_models)
         self.refresher.start()
 

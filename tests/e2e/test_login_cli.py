@@ -1,7 +1,9 @@
-"""`python kiroproxy.py login ...` as a user runs it: through a running server's admin API, and
-offline on a data directory that a proxy then serves. Stdin plays the user pasting the URL."""
+"""`python kiroproxy.py login ...` as a user runs it: through a running server's admin API (found
+through its server.json marker, whatever port it listens on), and offline on a data directory that
+a proxy then serves. Stdin plays the user pasting the URL."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,18 +11,20 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator, List
 
 import pytest
 import requests
 
-from kiroproxy import cli
+from kiroproxy import cli, server
 from tests import factories
 from tests.fakes.kiro import DEVICE_CODE_GRANT
 from tests.fakes.scripts import Reply, oauth_error
 
 from .conftest import ADMIN_KEY, wait_for
+from .test_server_process import Process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +156,9 @@ def test_google_through_the_running_server(launch, proxy, fake):
 
 def test_offline_on_a_data_directory_then_served(launch, tmp_path, fake, make_proxy):
     home = tmp_path / "home"
-    home.mkdir()
+    (home / ".kiro-proxy" / "flows").mkdir(parents=True)
+    unfinished = home / ".kiro-proxy" / "flows" / ".index.json.1.2.tmp"  # a running server's write
+    unfinished.write_text("{}")
     flags = ("--data-dir", str(home / ".kiro-proxy"), "--port", str(free_port()))
     fake.device_interval = 0
     fake.queue_token(oauth_error("authorization_pending"), token_answer("offline-access"), grant=DEVICE_CODE_GRANT)
@@ -163,6 +169,9 @@ def test_offline_on_a_data_directory_then_served(launch, tmp_path, fake, make_pr
     assert github.finish() == 0, github.output
 
     assert "No server at" in device.output and "No server at" in github.output
+    # Only the account store was opened: no flow store sweep, stats, or admin key behind anyone's back.
+    assert unfinished.exists()
+    assert sorted(p.name for p in (home / ".kiro-proxy").iterdir()) == ["accounts.json", "flows"]
     proxy = make_proxy()
     listed = {a["provider"]: a for a in accounts(proxy)}
     assert sorted(listed) == ["BuilderId", "Github"]
@@ -224,3 +233,54 @@ def test_an_explicit_server_that_does_not_answer_fails(launch, tmp_path, fake):
     assert run.finish() == 2
     assert "no kiroproxy server answers" in run.output
     assert not (tmp_path / "data" / "accounts.json").exists()
+
+
+def test_finds_a_server_on_another_port_through_its_marker(launch, tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = Process(home, fake.url)  # --port 0: anything but the configured 8080
+    try:
+        existing = proc.admin("POST", "/accounts", json=factories.token_file("acc-existing"))
+        assert existing.status_code == 201
+        fake.device_interval = 0
+        fake.queue_token(oauth_error("authorization_pending"), token_answer("marker-access"),
+                         grant=DEVICE_CODE_GRANT)
+        run = launch(home, fake.url, "login", "builder-id")  # no --server, no --admin-key
+        assert run.finish() == 0, run.output
+        assert "through the server at " + proc.url in run.output
+        listed = proc.admin("GET", "/accounts").json()["accounts"]
+        assert sorted(a["provider"] for a in listed) == ["BuilderId", "Google"]
+    finally:
+        assert proc.stop() == 0
+    stored = json.loads((home / ".kiro-proxy" / "accounts.json").read_text())["_default"].values()
+    assert sorted(r["access_token"] for r in stored) == ["acc-existing", "marker-access"]  # survived shutdown
+
+
+def write_marker(data: Path, pid: int, port: int) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "server.json").write_text(json.dumps({"pid": pid, "host": "127.0.0.1", "port": port,
+                                                  "started_at": time.time(),
+                                                  "process_start": server.process_start(pid)}))
+
+
+def test_a_live_owner_that_does_not_answer_is_refused(launch, tmp_path, fake):
+    data = tmp_path / "home" / ".kiro-proxy"
+    write_marker(data, os.getpid(), free_port())  # this test process lives; nothing listens there
+    run = launch(tmp_path / "home", fake.url, "--port", str(free_port()), "login", "builder-id")
+    assert run.finish() == 2
+    assert f"(pid {os.getpid()}) does not answer" in run.output and "Signed in" not in run.output
+    assert not (data / "accounts.json").exists()
+    assert fake.requests_to("/client/register") == []
+
+
+def test_a_stale_marker_is_ignored(launch, tmp_path, fake):
+    data = tmp_path / "home" / ".kiro-proxy"
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(30)  # reaped: its pid names no process now
+    write_marker(data, dead.pid, free_port())
+    fake.device_interval = 0
+    run = launch(tmp_path / "home", fake.url, "--port", str(free_port()), "login", "builder-id")
+    assert run.finish() == 0, run.output
+    assert "No server at" in run.output
+    (record,) = json.loads((data / "accounts.json").read_text())["_default"].values()
+    assert record["provider"] == "BuilderId"

@@ -1,19 +1,23 @@
-"""`python kiroproxy.py` as a user runs it: start-up, the admin key, clean SIGTERM shutdown."""
+"""`python kiroproxy.py` as a user runs it: start-up, the admin key, the server.json marker, and a
+clean SIGTERM shutdown that lets requests in flight finish within the grace period."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import requests
 
 from tests import factories
+from tests.fakes.scripts import Script
 
 from .conftest import wait_for
 
@@ -33,6 +37,15 @@ class Process:
         match = wait_for(lambda: next((re.search(r"listening on (http://[\d.]+:\d+)", line)
                                        for line in self.lines if "listening on" in line), None), timeout=30)
         self.url = match.group(1)
+        self.data = home / ".kiro-proxy"
+
+    @property
+    def key(self) -> str:
+        return (self.data / "admin.key").read_text().strip()
+
+    def admin(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(method, self.url + "/api" + path, headers={"Authorization": f"Bearer {self.key}"},
+                                timeout=10, **kw)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -41,6 +54,9 @@ class Process:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
+        return self.finish()
+
+    def finish(self) -> int:
         code = self.proc.wait(timeout=20)
         self.reader.join(timeout=5)
         if self.proc.stdout is not None:
@@ -115,3 +131,165 @@ def test_import_and_app_creation_have_no_side_effects(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def base_env(home: Path, fake_url: str) -> Dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KIROPROXY_KIRO_API_URL": fake_url,
+            "KIROPROXY_KIRO_AUTH_URL": fake_url, "KIROPROXY_AWS_OIDC_URL": fake_url}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def refuses_connections(url: str) -> bool:
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_a_login_before_the_first_start_does_not_swallow_the_admin_key(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    fake.device_interval = 0
+    login = subprocess.run([sys.executable, str(ROOT / "kiroproxy.py"), "--port", str(free_port()), "login",
+                            "builder-id"], env=base_env(home, fake.url), capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stdout + login.stderr
+    first = Process(home, fake.url)
+    try:
+        key = first.key
+        printed = [line for line in login.stdout.splitlines() + login.stderr.splitlines() + first.lines if key in line]
+        assert len(printed) == 1  # shown once, whichever command came first
+        assert first.admin("GET", "/accounts").json()["accounts"][0]["provider"] == "BuilderId"
+    finally:
+        assert first.stop() == 0
+    second = Process(home, fake.url)
+    try:
+        assert not any(key in line for line in second.lines)
+    finally:
+        assert second.stop() == 0
+
+
+def test_the_marker_names_the_live_server_and_goes_at_shutdown(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = Process(home, fake.url)
+    try:
+        marker = json.loads((proc.data / "server.json").read_text())
+        assert (marker["pid"], f"http://{marker['host']}:{marker['port']}") == (proc.proc.pid, proc.url)
+        assert oct((proc.data / "server.json").stat().st_mode & 0o777) == "0o600"
+        second = subprocess.run([sys.executable, str(ROOT / "kiroproxy.py"), "--port", "0"],
+                                env=base_env(home, fake.url), capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2
+        assert f"pid {proc.proc.pid}" in second.stderr and "--data-dir" in second.stderr
+    finally:
+        assert proc.stop() == 0
+    assert not (proc.data / "server.json").exists()
+
+
+def test_a_stale_marker_is_replaced(tmp_path, fake):
+    home = tmp_path / "home"
+    (home / ".kiro-proxy").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(30)  # reaped: its pid names no process now
+    marker = home / ".kiro-proxy" / "server.json"
+    marker.write_text(json.dumps({"pid": dead.pid, "host": "127.0.0.1", "port": 1, "started_at": 0}))
+    proc = Process(home, fake.url)
+    try:
+        assert json.loads(marker.read_text())["pid"] == proc.proc.pid
+    finally:
+        assert proc.stop() == 0
+
+
+def stream_in_thread(url: str, out: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            out["body"] = requests.post(url + "/v1/messages", headers={"x-api-key": "k"}, timeout=60,
+                                        json=factories.anthropic_body(stream=True)).text
+        except requests.RequestException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_and_flushes_state(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    fake.queue(Script().text("before the signal, ").gate("mid").text("after the signal").context_usage(3))
+    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "30"})
+    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-G")).status_code == 201
+    out: dict = {}
+    client = stream_in_thread(proc.url, out)
+    assert fake.wait_gate("mid", 10)
+    proc.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: refuses_connections(proc.url), timeout=10)  # no longer accepting...
+    assert proc.proc.poll() is None  # ...but still serving the stream
+    fake.release("mid")
+    client.join(30)
+    assert proc.finish() == 0, "".join(proc.lines)
+    assert "error" not in out
+    assert "after the signal" in out["body"] and "event: message_stop" in out["body"]
+    assert not (proc.data / "server.json").exists()
+    (record,) = json.loads((proc.data / "accounts.json").read_text())["_default"].values()
+    assert record["requests"] == 1
+    again = Process(home, fake.url)
+    try:
+        (flow,) = again.admin("GET", "/flows").json()["flows"]
+        assert flow["state"] == "completed" and flow["stream"] is True
+    finally:
+        assert again.stop() == 0
+
+
+def test_sigterm_cuts_a_stream_that_outlasts_the_grace(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    fake.queue(Script().text("before the signal, ").gate("never").text("never sent").context_usage(3))
+    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "0.5"})
+    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-C")).status_code == 201
+    out: dict = {}
+    client = stream_in_thread(proc.url, out)
+    assert fake.wait_gate("never", 10)
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0, "".join(proc.lines)
+    assert time.monotonic() - started < 15  # the grace, not the fake's 30 s hold
+    client.join(30)
+    assert "never sent" not in out.get("body", "")
+    assert fake.wait_disconnect(10)  # the upstream connection was closed, not left hanging
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_the_shutdown(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "60"})
+    with requests.Session() as http:  # keeps its connection open after the answer
+        assert http.get(proc.url + "/v1/models", timeout=5).status_code == 200
+        started = time.monotonic()
+        assert proc.stop() == 0
+        assert time.monotonic() - started < 15  # not the 60 s grace
+
+
+def test_a_second_signal_cuts_the_grace_short(tmp_path, fake):
+    home = tmp_path / "home"
+    home.mkdir()
+    fake.queue(Script().text("before the signal, ").gate("held").text("never sent").context_usage(3))
+    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "120"})
+    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-S")).status_code == 201
+    out: dict = {}
+    client = stream_in_thread(proc.url, out)
+    assert fake.wait_gate("held", 10)
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: refuses_connections(proc.url), timeout=10)
+    proc.proc.send_signal(signal.SIGINT)  # the impatient second Ctrl-C
+    assert proc.finish() == 0, "".join(proc.lines)
+    assert time.monotonic() - started < 15  # not the 120 s grace
+    client.join(30)
+    assert "never sent" not in out.get("body", "")

@@ -26,7 +26,8 @@ def test_defaults(tmp_path):
     assert (settings.host, settings.port, settings.threads) == ("127.0.0.1", 8080, 32)
     assert settings.api_keys == [] and settings.admin_key is None
     assert settings.model_aliases == {}
-    assert settings.cooldown_seconds == 60.0 and settings.sticky_sessions is True
+    assert settings.cooldown_seconds == 180.0 and settings.sticky_sessions is True  # "a few minutes"
+    assert settings.shutdown_grace_seconds == 5.0
     assert settings.data_dir == str(tmp_path / "home")
     assert settings.listen == "127.0.0.1:8080"
 
@@ -110,6 +111,7 @@ def test_unknown_environment_variables_are_ignored(tmp_path):
     ("env", "threads", "0"),
     ("env", "sticky_sessions", "maybe"),
     ("env", "cooldown_seconds", "-1"),
+    ("env", "shutdown_grace_seconds", "-1"),
     ("file", "port", 70000),
     ("file", "max_body_bytes", "small"),
     ("file", "model_aliases", ["not", "a", "dict"]),
@@ -143,6 +145,26 @@ def test_env_values_are_parsed_to_the_field_types(tmp_path):
     settings = config.load(env=env)
     assert (settings.port, settings.sticky_sessions, settings.min_interval_seconds) == (8099, False, 0.5)
     assert (settings.admin_key, settings.kiro_api_url) == ("adm", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_an_empty_env_value_is_unset_and_keeps_config_json(tmp_path, raw):
+    env = home_with(tmp_path, {"admin_key": "from-file", "port": 9000, "api_keys": ["k1"]})
+    env.update(KIROPROXY_ADMIN_KEY=raw, KIROPROXY_PORT=raw, KIROPROXY_API_KEYS=raw, KIROPROXY_HOST=raw)
+    settings = config.load(env=env)
+    assert (settings.admin_key, settings.port, settings.api_keys) == ("from-file", 9000, ["k1"])
+    assert settings.host == "127.0.0.1"
+
+
+def test_an_empty_env_value_is_unset_without_config_json(tmp_path):
+    env = home_with(tmp_path)
+    env.update(KIROPROXY_ADMIN_KEY="", KIROPROXY_PORT="", KIROPROXY_SHUTDOWN_GRACE_SECONDS="")
+    settings = config.load(env=env)
+    assert (settings.admin_key, settings.port, settings.shutdown_grace_seconds) == (None, 8080, 5.0)
+
+
+def test_a_blank_kiroproxy_home_is_unset(tmp_path):
+    assert config.data_dir({"KIROPROXY_HOME": " ", "HOME": str(tmp_path)}) == tmp_path / ".kiro-proxy"
 
 
 def test_json_env_value_for_a_dict(tmp_path):
@@ -199,3 +221,16 @@ def test_read_file_drops_documentation_keys(tmp_path):
     path.write_text('{"_comment": "x", "port": 1}')
     assert config.read_file(path) == {"port": 1}
     assert config.read_file(tmp_path / "missing.json") == {}
+
+
+@pytest.mark.parametrize("value", ["not a url", "ftp://host:21", "http://", "http://host:99999"])
+def test_a_bad_global_proxy_url_is_a_config_error_naming_it(tmp_path, value):
+    with pytest.raises(ConfigError, match="proxy_url"):
+        config.load(env=home_with(tmp_path, {"proxy_url": value}))
+
+
+def test_a_good_global_proxy_url_is_kept_and_empty_means_none(tmp_path):
+    env = home_with(tmp_path, {"proxy_url": "socks5h://user:pw@gateway:1080"})
+    assert config.load(env=env).proxy_url == "socks5h://user:pw@gateway:1080"
+    assert config.load(env={**env, "KIROPROXY_PROXY_URL": ""}).proxy_url == "socks5h://user:pw@gateway:1080"
+    assert config.load({"proxy_url": ""}, env=env).proxy_url is None
