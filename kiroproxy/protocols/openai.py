@@ -1,8 +1,8 @@
 """OpenAI Chat Completions: parse requests, render replies, encode the SSE stream, shape errors.
 
-Model names (model_rule): gpt-4o, gpt-4 -> claude-sonnet-4; gpt-4o-mini, gpt-3.5-turbo -> claude-haiku-4.5;
-o1, o1-preview -> claude-opus-4.5; other OpenAI names by family: a mini/nano word -> role "fast",
-o<digit>... -> "strong", other gpt-*/chatgpt-*/codex-* -> "default". Pure: no Flask, no I/O.
+Field readers live in openai_messages.py; JSON mode answers are cleaned (jsonmode); legacy
+`functions` requests get legacy-shaped answers. Model names: see model_rule and OPENAI_MODELS.
+Pure: no Flask, no I/O.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import re
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-from .. import chat
+from .. import chat, jsonmode
 from ..errors import BadRequest, ProxyError, Truncated
+from . import openai_messages as fields
 from .ids import random_id
 from .openai_messages import Conversation
 from .sse import comment, sse
@@ -41,7 +42,11 @@ _FAMILY = re.compile(r"^(?:gpt-|chatgpt-|codex-)|^o\d")
 
 
 def model_rule(name: str) -> Optional[str]:
-    """A Kiro id or role for a lower-cased OpenAI model name; None for other names."""
+    """A Kiro id or role for a lower-cased OpenAI model name; None for other names.
+
+    gpt-4o, gpt-4 -> claude-sonnet-4; gpt-4o-mini, gpt-3.5-turbo -> claude-haiku-4.5; o1, o1-preview
+    -> claude-opus-4.5; other names by family: a mini/nano word -> role "fast", o<digit>... ->
+    "strong", other gpt-*/chatgpt-*/codex-* -> "default"."""
     name = name[len("openai/"):] if name.startswith("openai/") else name
     if not _FAMILY.search(name):
         return None
@@ -77,18 +82,19 @@ def parse(body: Any) -> chat.ChatRequest:
         conversation.add(raw, index)
     if not conversation.messages:
         raise BadRequest("messages: at least one user or assistant message is required", param="messages")
+    tools = fields.tools(body.get("tools"), "tools") + fields.tools(body.get("functions"), "functions")
     return chat.ChatRequest(
         model=model.strip(),
         messages=tuple(conversation.messages),
         system="\n\n".join(s for s in conversation.system if s),
-        tools=_tools(body.get("tools"), "tools") + _tools(body.get("functions"), "functions"),
-        tool_choice=_tool_choice(body.get("tool_choice", body.get("function_call"))),
-        max_tokens=_max_tokens(body),
-        stop=_stops(body.get("stop")),
-        thinking=_thinking(body.get("reasoning_effort")),
-        response_format=_response_format(body.get("response_format")),
-        temperature=_temperature(body.get("temperature")),
-        stream=bool(body.get("stream")),
+        tools=tools,
+        tool_choice=fields.tool_choice(body, {tool.name for tool in tools}),
+        max_tokens=fields.max_tokens(body),
+        stop=fields.stops(body.get("stop")),
+        thinking=fields.thinking(body.get("reasoning_effort")),
+        response_format=fields.response_format(body.get("response_format")),
+        temperature=fields.temperature(body.get("temperature")),
+        stream=fields.stream_flag(body),
     )
 
 
@@ -98,109 +104,10 @@ def wants_usage(body: Any) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _tools(tools: Any, field: str) -> Tuple[chat.Tool, ...]:
-    if tools is None:
-        return ()
-    if not isinstance(tools, list):
-        raise BadRequest(f"{field}: must be a list", param=field)
-    out = []
-    for index, tool in enumerate(tools):
-        where = f"{field}.{index}"
-        if not isinstance(tool, dict):
-            raise BadRequest(f"{where}: must be an object", param=field)
-        if field == "tools":
-            if tool.get("type", "function") != "function":
-                continue  # custom and hosted tools have no Kiro counterpart
-            where, tool = where + ".function", tool.get("function")
-            if not isinstance(tool, dict):
-                raise BadRequest(f"{where}: required for function tools", param=field)
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadRequest(f"{where}.name: required", param=field)
-        schema = tool.get("parameters")
-        out.append(chat.Tool(name, str(tool.get("description") or ""),
-                             schema if isinstance(schema, dict) else {"type": "object", "properties": {}}))
-    return tuple(out)
-
-
-def _tool_choice(choice: Any) -> chat.ToolChoice:
-    if choice is None or choice == "auto":
-        return chat.ToolChoice()
-    if choice in ("none", "required"):
-        return chat.ToolChoice(choice)
-    if isinstance(choice, dict):
-        function = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-        if isinstance(function.get("name"), str) and function["name"]:
-            return chat.ToolChoice("tool", function["name"])
-        allowed = choice.get("allowed_tools")
-        if isinstance(allowed, dict) and allowed.get("mode") == "required":
-            return chat.ToolChoice("required")
-        if choice.get("type") == "allowed_tools":
-            return chat.ToolChoice()
-    raise BadRequest("tool_choice: must be 'none', 'auto', 'required' or "
-                     "{\"type\": \"function\", \"function\": {\"name\": ...}}", param="tool_choice")
-
-
-def _max_tokens(body: Dict[str, Any]) -> Optional[int]:
-    found: Optional[int] = None
-    for field in ("max_tokens", "max_completion_tokens"):  # the same setting, old and new name
-        value = body.get(field)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadRequest(f"{field}: must be a positive integer", param=field)
-        found = value
-    return found
-
-
-def _stops(stop: Any) -> Tuple[str, ...]:
-    if stop is None:
-        return ()
-    if isinstance(stop, str):
-        return (stop,) if stop else ()
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise BadRequest("stop: must be a string or a list of strings", param="stop")
-    return tuple(s for s in stop if s)
-
-
-def _thinking(effort: Any) -> Optional[chat.ThinkingConfig]:
-    if effort is None:
-        return None
-    if not isinstance(effort, str):
-        raise BadRequest("reasoning_effort: must be a string such as 'low', 'medium' or 'high'",
-                         param="reasoning_effort")
-    effort = effort.strip().lower()
-    if effort in ("", "none", "minimal"):
-        return None
-    return chat.ThinkingConfig("adaptive", effort=effort)
-
-
-def _response_format(value: Any) -> Optional[chat.ResponseFormat]:
-    if value is None:
-        return None
-    kind = value.get("type") if isinstance(value, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return chat.ResponseFormat()
-    if kind == "json_schema":
-        spec = value.get("json_schema")
-        if not isinstance(spec, dict):
-            raise BadRequest("response_format.json_schema: an object with name and schema is required",
-                             param="response_format")
-        schema, name = spec.get("schema"), spec.get("name")
-        return chat.ResponseFormat(schema if isinstance(schema, dict) else None,
-                                   name if isinstance(name, str) and name else None)
-    raise BadRequest("response_format.type: must be 'text', 'json_object' or 'json_schema'",
-                     param="response_format")
-
-
-def _temperature(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest("temperature: must be a number", param="temperature")
-    return float(value)
+def uses_legacy_functions(body: Any) -> bool:
+    """True for a request in the pre-tools shape (`functions`, no `tools`): it is answered in
+    that shape too (message.function_call, finish_reason "function_call")."""
+    return isinstance(body, dict) and body.get("functions") is not None and not body.get("tools")
 
 
 # ----- rendering ---------------------------------------------------------------------------
@@ -218,28 +125,43 @@ def tool_call_body(call: chat.ToolUse) -> Dict[str, Any]:
             "function": {"name": call.name, "arguments": json.dumps(call.input, ensure_ascii=False)}}
 
 
+def finish_reason(reason: str, legacy_functions: bool = False) -> str:
+    if legacy_functions and reason == "tool_use":
+        return "function_call"
+    return FINISH_REASONS.get(reason, "stop")
+
+
 def render(reply: chat.Reply, *, model: str, completion_id: Optional[str] = None,
-           created: Optional[int] = None) -> Dict[str, Any]:
+           created: Optional[int] = None, json_mode: bool = False,
+           legacy_functions: bool = False) -> Dict[str, Any]:
+    """A chat.completion. json_mode cuts fenced or prose-wrapped JSON down to the JSON (so the
+    SDKs' .parse() helpers can read it); legacy_functions answers a tool call as the single
+    `function_call` of the pre-tools API (a second call in the same reply is dropped)."""
     calls = reply.tool_uses
-    message: Dict[str, Any] = {"role": "assistant", "content": reply.text or (None if calls else ""),
-                               "refusal": None}
+    text = jsonmode.extract_json(reply.text) if json_mode else reply.text
+    message: Dict[str, Any] = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
     if reply.thinking:
         message["reasoning_content"] = reply.thinking
-    if calls:
+    if calls and legacy_functions:
+        message["function_call"] = tool_call_body(calls[0])["function"]
+    elif calls:
         message["tool_calls"] = [tool_call_body(call) for call in calls]
     return {"id": completion_id or new_id(), "object": "chat.completion",
             "created": int(time.time()) if created is None else created, "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": FINISH_REASONS.get(reply.finish, "stop")}],
+                         "finish_reason": finish_reason(reply.finish, legacy_functions)}],
             "usage": usage_body(reply.usage)}
 
 
 class _Chunks:
-    """Chunk framing (shared id/created/model) and the tool call indexes of one streamed message."""
+    """One streamed message: chunk framing (shared id/created/model), then what each neutral
+    event becomes; tracks the tool calls (their index, whether arguments have streamed)."""
 
-    def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
+    def __init__(self, model: str, completion_id: str, created: int, include_usage: bool,
+                 legacy_functions: bool) -> None:
         self.head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
         self.include_usage = include_usage
+        self.legacy = legacy_functions
         self.calls: Dict[str, int] = {}  # tool call id -> index within the message
         self.streamed: Dict[str, bool] = {}  # tool call id -> arguments text sent yet
 
@@ -250,47 +172,63 @@ class _Chunks:
             chunk["usage"] = None
         return sse(chunk)
 
-    def tool_delta(self, call_id: str, function: Dict[str, Any], **first: Any) -> bytes:
-        return self.delta({"tool_calls": [{"index": self.calls[call_id], **first, "function": function}]})
-
     def usage(self, usage: chat.Usage) -> bytes:
         return sse({**self.head, "choices": [], "usage": usage_body(usage)})
 
+    def on(self, event: chat.Event) -> Optional[bytes]:
+        """The chunk for a content event (text, thinking, tool call, heartbeat), if any."""
+        if isinstance(event, chat.TextDelta) and event.text:
+            return self.delta({"content": event.text})
+        if isinstance(event, chat.ThinkingDelta) and event.text:
+            return self.delta({"reasoning_content": event.text})
+        if isinstance(event, chat.ToolCallStart):
+            if self.legacy and self.calls:
+                return None  # the legacy shape has room for one call only
+            self.calls[event.id] = len(self.calls)
+            return self._call(event.id, {"name": event.name, "arguments": ""}, id=event.id, type="function")
+        if isinstance(event, chat.ToolCallDelta) and event.fragment and event.id in self.calls:
+            self.streamed[event.id] = True
+            return self._call(event.id, {"arguments": event.fragment})
+        if isinstance(event, chat.ToolCallEnd) and event.id in self.calls and not self.streamed.get(event.id):
+            # Clients JSON-parse the arguments: never leave them "".
+            return self._call(event.id, {"arguments": json.dumps(event.input, ensure_ascii=False)})
+        if isinstance(event, chat.Heartbeat):
+            return comment()
+        return None
+
+    def _call(self, call_id: str, function: Dict[str, Any], **first: Any) -> bytes:
+        if self.legacy:
+            return self.delta({"function_call": function})
+        return self.delta({"tool_calls": [{"index": self.calls[call_id], **first, "function": function}]})
+
 
 def encode_stream(stream: chat.Stream, *, model: str, include_usage: bool = False,
-                  completion_id: Optional[str] = None, created: Optional[int] = None) -> Iterator[bytes]:
+                  completion_id: Optional[str] = None, created: Optional[int] = None,
+                  json_mode: bool = False, legacy_functions: bool = False) -> Iterator[bytes]:
     """Chat completion chunks as events arrive, then [DONE]; a mid-stream ProxyError becomes a
-    `data: {"error": ...}` frame and ends the body. Always closes `stream`."""
+    `data: {"error": ...}` frame and ends the body. Always closes `stream`.
+
+    json_mode drops a ```json fence around the answer (holding back a few characters at a
+    time); legacy_functions streams a tool call as `delta.function_call` (see render)."""
     chunks = _Chunks(model, completion_id or new_id(), int(time.time()) if created is None else created,
-                     include_usage)
+                     include_usage, legacy_functions)
     usage = chat.Usage(input_tokens=stream.input_tokens)
+    events = jsonmode.strip_fences(stream) if json_mode else iter(stream)
     try:
         yield chunks.delta({"role": "assistant", "content": ""})
-        for event in stream:
-            if isinstance(event, chat.TextDelta) and event.text:
-                yield chunks.delta({"content": event.text})
-            elif isinstance(event, chat.ThinkingDelta) and event.text:
-                yield chunks.delta({"reasoning_content": event.text})
-            elif isinstance(event, chat.ToolCallStart):
-                chunks.calls[event.id] = len(chunks.calls)
-                yield chunks.tool_delta(event.id, {"name": event.name, "arguments": ""}, id=event.id,
-                                        type="function")
-            elif isinstance(event, chat.ToolCallDelta) and event.fragment and event.id in chunks.calls:
-                chunks.streamed[event.id] = True
-                yield chunks.tool_delta(event.id, {"arguments": event.fragment})
-            elif isinstance(event, chat.ToolCallEnd) and event.id in chunks.calls:
-                if not chunks.streamed.get(event.id):  # clients JSON-parse the arguments: never leave ""
-                    yield chunks.tool_delta(event.id, {"arguments": json.dumps(event.input, ensure_ascii=False)})
-            elif isinstance(event, chat.Usage):
+        for event in events:
+            if isinstance(event, chat.Usage):
                 usage = chat.merge_usage(usage, event)
-            elif isinstance(event, chat.Heartbeat):
-                yield comment()
             elif isinstance(event, chat.Finish):
-                yield chunks.delta({}, FINISH_REASONS.get(event.reason, "stop"))
+                yield chunks.delta({}, finish_reason(event.reason, legacy_functions))
                 if include_usage:
                     yield chunks.usage(usage)
                 yield DONE
                 return
+            else:
+                chunk = chunks.on(event)
+                if chunk is not None:
+                    yield chunk
         raise Truncated("the answer ended without a finish signal")
     except ProxyError as exc:
         yield sse(error_body(exc)[1])

@@ -1,11 +1,14 @@
-"""OpenAI chat messages into neutral ones: roles, content parts, tool calls and their answers.
+"""OpenAI request fields into neutral ones: messages (roles, content parts, tool calls and their
+answers), tools, tool_choice and the settings both OpenAI APIs share.
 
-Used by protocols.openai.parse. Pure: no I/O. Never fetches image URLs (they become a text note).
+Used by protocols.openai.parse; protocols.responses reuses the shared field checks so both APIs
+reject the same things the same way. Pure: no I/O. Never fetches image URLs (they become a text note).
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+import math
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest
@@ -162,3 +165,144 @@ def _arguments(raw: Any) -> dict:
     except ValueError:
         value = None
     return value if isinstance(value, dict) else {"arguments": raw}
+
+
+# ----- request fields (Chat Completions; the shared checks also serve the Responses API) ----------
+
+
+def tools(raw: Any, field: str) -> Tuple[chat.Tool, ...]:
+    """Function tools from `tools` (custom and hosted ones are dropped) or legacy `functions`."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest(f"{field}: must be a list", param=field)
+    out = []
+    for index, tool in enumerate(raw):
+        where = f"{field}.{index}"
+        if not isinstance(tool, dict):
+            raise BadRequest(f"{where}: must be an object", param=field)
+        if field == "tools":
+            if tool.get("type", "function") != "function":
+                continue  # custom and hosted tools have no Kiro counterpart
+            where, tool = where + ".function", tool.get("function")
+            if not isinstance(tool, dict):
+                raise BadRequest(f"{where}: required for function tools", param=field)
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}.name: required", param=field)
+        schema = tool.get("parameters")
+        out.append(chat.Tool(name, str(tool.get("description") or ""),
+                             schema if isinstance(schema, dict) else {"type": "object", "properties": {}}))
+    return tuple(out)
+
+
+def tool_choice(body: Dict[str, Any], declared: Collection[str]) -> chat.ToolChoice:
+    """`tool_choice`, or the legacy `function_call`, checked against the declared tool names."""
+    field = "tool_choice" if body.get("tool_choice") is not None or "function_call" not in body else "function_call"
+    choice = body.get(field)
+    simple = string_tool_choice(choice, field)
+    if simple is not None:
+        return simple
+    function = choice.get("function") if isinstance(choice.get("function"), dict) else choice
+    if choice.get("type") == "allowed_tools" or isinstance(choice.get("allowed_tools"), dict):
+        allowed = choice.get("allowed_tools")
+        required = isinstance(allowed, dict) and allowed.get("mode") == "required"
+        return chat.ToolChoice("required") if required else chat.ToolChoice()
+    if choice.get("type", "function") != "function":
+        raise BadRequest(f"{field}: must be 'none', 'auto', 'required' or "
+                         "{\"type\": \"function\", \"function\": {\"name\": ...}}", param=field)
+    return chat.ToolChoice("tool", chosen_tool(function.get("name"), declared, field))
+
+
+def string_tool_choice(choice: Any, field: str = "tool_choice") -> Optional[chat.ToolChoice]:
+    """The ToolChoice of a missing or string choice; None for an object (the caller reads it).
+    Raises BadRequest for any other value."""
+    if choice is None or choice == "auto":
+        return chat.ToolChoice()
+    if choice in ("none", "required"):
+        return chat.ToolChoice(choice)
+    if isinstance(choice, dict):
+        return None
+    raise BadRequest(f"{field}: must be 'none', 'auto', 'required' or an object naming a tool", param=field)
+
+
+def chosen_tool(name: Any, declared: Collection[str], field: str = "tool_choice") -> str:
+    """The name a tool choice forces, which must be one of the declared tools (as OpenAI checks)."""
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"{field}: the chosen function needs a name", param=field)
+    if name not in declared:
+        raise BadRequest(f"{field}: the function {name!r} is not among the declared tools", param=field)
+    return name
+
+
+def stream_flag(body: Dict[str, Any]) -> bool:
+    """`stream`: a JSON boolean (a string such as "false" is refused, not taken as true)."""
+    value = body.get("stream")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest("stream: must be true or false", param="stream")
+    return value
+
+
+def temperature(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest("temperature: must be a number", param="temperature")
+    return float(value)
+
+
+def max_tokens(body: Dict[str, Any]) -> Optional[int]:
+    found: Optional[int] = None
+    for field in ("max_tokens", "max_completion_tokens"):  # the same setting, old and new name
+        value = body.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadRequest(f"{field}: must be a positive integer", param=field)
+        found = value
+    return found
+
+
+def stops(stop: Any) -> Tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,) if stop else ()
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise BadRequest("stop: must be a string or a list of strings", param="stop")
+    return tuple(s for s in stop if s)
+
+
+def thinking(effort: Any) -> Optional[chat.ThinkingConfig]:
+    """reasoning_effort: none/minimal turn thinking off; other words ask for adaptive thinking."""
+    if effort is None:
+        return None
+    if not isinstance(effort, str):
+        raise BadRequest("reasoning_effort: must be a string such as 'low', 'medium' or 'high'",
+                         param="reasoning_effort")
+    effort = effort.strip().lower()
+    if effort in ("", "none", "minimal"):
+        return None
+    return chat.ThinkingConfig("adaptive", effort=effort)
+
+
+def response_format(value: Any) -> Optional[chat.ResponseFormat]:
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return chat.ResponseFormat()
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict):
+            raise BadRequest("response_format.json_schema: an object with name and schema is required",
+                             param="response_format")
+        schema, name = spec.get("schema"), spec.get("name")
+        return chat.ResponseFormat(schema if isinstance(schema, dict) else None,
+                                   name if isinstance(name, str) and name else None)
+    raise BadRequest("response_format.type: must be 'text', 'json_object' or 'json_schema'",
+                     param="response_format")

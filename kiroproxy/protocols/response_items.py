@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .. import chat
 from ..errors import BadRequest
+from .openai_messages import chosen_tool, string_tool_choice
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,19 @@ class Toolbox:
     origins: Mapping[str, ClientTool] = field(default_factory=dict)
 
     def upstream_name(self, name: str, namespace: Optional[str] = None) -> str:
+        """The upstream name of a declared tool; without a namespace that matches, the first
+        tool of that name in any namespace; `name` itself for tools never declared."""
+        fallback = None
         for upstream, origin in self.origins.items():
             if origin.name == name and origin.namespace == (namespace or None):
                 return upstream
-        return name
+            if origin.name == name and fallback is None:
+                fallback = upstream
+        return fallback or name
+
+    def names(self, namespace: Optional[str] = None) -> Set[str]:
+        """The client's names of the declared tools, in `namespace` (None: in any or none)."""
+        return {o.name for o in self.origins.values() if namespace is None or o.namespace == namespace}
 
     def origin(self, upstream: str) -> ClientTool:
         return self.origins.get(upstream) or ClientTool("function", upstream)
@@ -121,16 +131,21 @@ def _custom_description(tool: Dict[str, Any]) -> str:
 
 
 def tool_choice(raw: Any, box: Toolbox) -> chat.ToolChoice:
-    if raw in ("none", "required"):
-        return chat.ToolChoice(raw)
-    if not isinstance(raw, dict):
-        return chat.ToolChoice()
+    """The request's tool_choice; raises BadRequest (param tool_choice) for a malformed one or one
+    naming a tool that is not declared. Hosted tool choices mean auto: those tools are dropped."""
+    simple = string_tool_choice(raw)
+    if simple is not None:
+        return simple
     kind = raw.get("type")
-    if kind in ("function", "custom") and isinstance(raw.get("name"), str) and raw["name"]:
-        return chat.ToolChoice("tool", box.upstream_name(raw["name"], raw.get("namespace")))
-    if kind == "allowed_tools" and raw.get("mode") == "required":
-        return chat.ToolChoice("required")
-    return chat.ToolChoice()  # hosted tool choices, allowed_tools auto
+    if kind in ("function", "custom"):
+        namespace = raw.get("namespace") if isinstance(raw.get("namespace"), str) and raw["namespace"] else None
+        name = chosen_tool(raw.get("name"), box.names(namespace))
+        return chat.ToolChoice("tool", box.upstream_name(name, namespace))
+    if kind == "allowed_tools":
+        return chat.ToolChoice("required") if raw.get("mode") == "required" else chat.ToolChoice()
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest("tool_choice.type: required", param="tool_choice")
+    return chat.ToolChoice()
 
 
 # ----- input items -------------------------------------------------------------------------

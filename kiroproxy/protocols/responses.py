@@ -10,9 +10,10 @@ import logging
 import secrets
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .. import chat
+from .. import chat, jsonmode
 from ..errors import BadRequest, ProxyError, TooLarge
 from .openai import error_body
+from .openai_messages import stream_flag, temperature
 from .response_items import (
     IdMaker,
     Toolbox,
@@ -70,7 +71,6 @@ def parse(body: Any, previous: Optional[dict]) -> chat.ChatRequest:
     system, messages = conversation([("previous_response", earlier), ("input", current)], box)
     if not messages:
         raise BadRequest("input: at least one user or assistant message is required", param="input")
-    temperature = body.get("temperature")
     return chat.ChatRequest(
         model=model.strip(),
         messages=tuple(messages),
@@ -81,8 +81,8 @@ def parse(body: Any, previous: Optional[dict]) -> chat.ChatRequest:
         max_tokens=_max_output_tokens(body.get("max_output_tokens")),
         thinking=_thinking(body.get("reasoning")),
         response_format=_response_format(body.get("text")),
-        temperature=float(temperature) if _is_number(temperature) else None,
-        stream=bool(body.get("stream")),
+        temperature=temperature(body.get("temperature")),
+        stream=stream_flag(body),
     )
 
 
@@ -137,9 +137,10 @@ def usage_body(usage: chat.Usage) -> Dict[str, Any]:
 
 
 def _document(body: Any, response_id: str, created: int, status: str, output: List[dict], *,
-              usage: Optional[dict] = None, error: Optional[dict] = None,
+              model: Optional[str] = None, usage: Optional[dict] = None, error: Optional[dict] = None,
               incomplete: Optional[str] = None) -> Dict[str, Any]:
-    """The response object; request settings are echoed back as the real API does."""
+    """The response object; request settings are echoed back as the real API does. `model` is
+    the one served (a follow-up may inherit it), else the request's."""
     body = body if isinstance(body, dict) else {}
     reasoning = body.get("reasoning")
     tools = body.get("tools")
@@ -149,7 +150,7 @@ def _document(body: Any, response_id: str, created: int, status: str, output: Li
         "error": error, "incomplete_details": {"reason": incomplete} if incomplete else None,
         "instructions": body.get("instructions") if isinstance(body.get("instructions"), str) else None,
         "max_output_tokens": body.get("max_output_tokens") if isinstance(body.get("max_output_tokens"), int) else None,
-        "model": str(body.get("model") or ""),
+        "model": model or str(body.get("model") or ""),
         "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "previous_response_id": body.get("previous_response_id") or None,
@@ -180,12 +181,15 @@ def _box(body: Any) -> Toolbox:
     return toolbox(body.get("tools")) if isinstance(body, dict) else Toolbox()
 
 
-def render(reply: chat.Reply, *, body: Any, response_id: str, created: int,
-           ids: IdMaker = new_item_id) -> Dict[str, Any]:
-    """The whole response object for a collected reply (created_at = `created`, epoch seconds)."""
+def render(reply: chat.Reply, *, body: Any, response_id: str, created: int, ids: IdMaker = new_item_id,
+           model: Optional[str] = None, json_mode: bool = False) -> Dict[str, Any]:
+    """The whole response object for a collected reply (created_at = `created`, epoch seconds).
+
+    `model` names the model served (ChatRequest.model); json_mode cuts fenced or prose-wrapped
+    JSON down to the JSON, so the SDK's responses.parse() can read it."""
     box = _box(body)
     output: List[dict] = []
-    for part in reply.parts:
+    for part in jsonmode.json_parts(reply.parts) if json_mode else reply.parts:
         if isinstance(part, chat.Thinking) and part.text:
             output.append(reasoning_item(ids("rs"), part.text, "completed"))
         elif isinstance(part, chat.Text) and part.text:
@@ -197,7 +201,7 @@ def render(reply: chat.Reply, *, body: Any, response_id: str, created: int,
     status, reason = _outcome(reply.finish)
     if status == "incomplete" and output:
         output[-1]["status"] = "incomplete"
-    return _document(body, response_id, created, status, output, usage=usage_body(reply.usage),
+    return _document(body, response_id, created, status, output, model=model, usage=usage_body(reply.usage),
                      incomplete=reason)
 
 
@@ -220,20 +224,23 @@ def record(body: Any, previous: Optional[dict], response: dict) -> Dict[str, Any
 
 
 def encode_stream(stream: chat.Stream, *, body: Any, response_id: str, created: int,
-                  on_complete: Callable[[dict], None], ids: IdMaker = new_item_id) -> Iterator[bytes]:
+                  on_complete: Callable[[dict], None], ids: IdMaker = new_item_id,
+                  model: Optional[str] = None, json_mode: bool = False) -> Iterator[bytes]:
     """The Responses SSE event sequence, as the neutral events arrive.
 
     Ends with response.completed or response.incomplete (after calling on_complete with the
     final response object, so it is stored before the client can chain to it), or with
-    response.failed when the upstream fails mid-answer. Always closes `stream`.
+    response.failed when the upstream fails mid-answer. Always closes `stream`. `model` and
+    json_mode as for render (here json_mode only drops a ```json fence around the text).
     """
-    writer = _Writer(body, response_id, created, ids)
+    writer = _Writer(body, response_id, created, ids, model)
     usage = chat.Usage(input_tokens=stream.input_tokens)
     finish = "end_turn"  # a stream that ends without Finish still gets a terminal event
+    events = jsonmode.strip_fences(stream) if json_mode else iter(stream)
     try:
         yield writer.event("response.created", response=writer.document("in_progress"))
         yield writer.event("response.in_progress", response=writer.document("in_progress"))
-        for event in stream:
+        for event in events:
             if isinstance(event, chat.Usage):
                 usage = chat.merge_usage(usage, event)
             elif isinstance(event, chat.Heartbeat):
@@ -258,8 +265,9 @@ def encode_stream(stream: chat.Stream, *, body: Any, response_id: str, created: 
 class _Writer:
     """The stream's state: the next sequence number, the output items so far, the open one."""
 
-    def __init__(self, body: Any, response_id: str, created: int, ids: IdMaker) -> None:
+    def __init__(self, body: Any, response_id: str, created: int, ids: IdMaker, model: Optional[str]) -> None:
         self.body, self.response_id, self.created, self.ids = body, response_id, created, ids
+        self.model = model
         self.box = _box(body)
         self.seq = 0
         self.output: List[dict] = []
@@ -275,7 +283,7 @@ class _Writer:
         return sse(data, kind)
 
     def document(self, status: str, **kw: Any) -> Dict[str, Any]:
-        return _document(self.body, self.response_id, self.created, status, self.output, **kw)
+        return _document(self.body, self.response_id, self.created, status, self.output, model=self.model, **kw)
 
     def _place(self) -> Dict[str, Any]:
         """The open item's address, as every item event carries it."""

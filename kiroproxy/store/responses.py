@@ -1,8 +1,9 @@
 """Stored Responses API answers, so `previous_response_id` and `GET /v1/responses/{id}` work.
 
-One gzip-compressed JSON file per response in a private directory, bounded by count (oldest
-evicted first). An in-memory index is built once at start; no save rescans the directory.
-Never lets a client-supplied id name a path outside that directory.
+One gzip-compressed JSON file per response in a private directory, bounded by count and by
+total (compressed) size, oldest evicted first. An in-memory index of ids and file sizes is built
+once at start; no save rescans the directory. Never lets a client-supplied id name a path
+outside that directory.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .jsondb import write_atomic
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 SUFFIX = ".json.gz"
 # "resp_" plus URL-safe characters only: no dots or slashes, so an id can never leave the directory.
 ID_PATTERN = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+# Each record holds its whole conversation, so a long chain of follow-ups grows quadratically:
+# bound the bytes too, not just the count. Compressed bytes on disk, over all stored records.
+DEFAULT_MAX_BYTES = 256 * 2**20
 
 
 def is_valid_id(response_id: object) -> bool:
@@ -31,19 +35,23 @@ def is_valid_id(response_id: object) -> bool:
 
 
 class ResponseStore:
-    """Thread-safe and bounded. max_entries 0 stores nothing (and empties the directory at start).
+    """Thread-safe and bounded: at most max_entries records and max_bytes compressed bytes.
+    Either bound 0 stores nothing (and empties the directory at start); a single record larger
+    than max_bytes is not stored (logged).
 
     get() answers None for unknown, invalid, evicted or unreadable ids; save() logs and drops a
     record it cannot write, so neither ever turns into a 500 for the client.
     """
 
-    def __init__(self, path: Path, max_entries: int = 1000) -> None:
+    def __init__(self, path: Path, max_entries: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = Path(path)
         self.max_entries = max(0, int(max_entries))
+        self.max_bytes = max(0, int(max_bytes))
         self._lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
-        self._index: OrderedDict[str, None] = OrderedDict((rid, None) for rid in self._scan())
+        self._index: OrderedDict[str, int] = OrderedDict(self._scan())  # id -> file size, oldest first
+        self._bytes = sum(self._index.values())
         with self._lock:
             evicted = self._over_limit()
         self._delete(evicted)
@@ -51,6 +59,12 @@ class ResponseStore:
     def __len__(self) -> int:
         with self._lock:
             return len(self._index)
+
+    @property
+    def total_bytes(self) -> int:
+        """Compressed bytes of the stored records."""
+        with self._lock:
+            return self._bytes
 
     def ids(self) -> List[str]:
         """Stored ids, oldest first."""
@@ -80,18 +94,22 @@ class ResponseStore:
         """Store `record` under `response_id` (a programming error raises ValueError if invalid)."""
         if not is_valid_id(response_id):
             raise ValueError(f"not a storable response id: {str(response_id)[:80]!r}")
-        if self.max_entries == 0:
+        if self.max_entries == 0 or self.max_bytes == 0:
             return
         data = gzip.compress(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
                              compresslevel=6, mtime=0)
+        if len(data) > self.max_bytes:
+            log.warning("response %s is not stored: %d compressed bytes exceed the store's bound of %d",
+                        response_id, len(data), self.max_bytes)
+            return
         try:
             write_atomic(self._file(response_id), data, 0o600)
         except OSError as exc:
             log.error("could not store response %s: %s", response_id, exc)
             return
         with self._lock:
-            self._index[response_id] = None
-            self._index.move_to_end(response_id)
+            self._bytes += len(data) - self._index.pop(response_id, 0)
+            self._index[response_id] = len(data)
             evicted = self._over_limit()
         self._delete(evicted)
 
@@ -100,8 +118,8 @@ class ResponseStore:
     def _file(self, response_id: str) -> Path:
         return self.path / (response_id + SUFFIX)
 
-    def _scan(self) -> List[str]:
-        """Stored ids from the directory, oldest first (by modification time, then name)."""
+    def _scan(self) -> List[Tuple[str, int]]:
+        """(id, file size) of the stored records, oldest first (by modification time, then name)."""
         found = []
         for entry in os.scandir(self.path):
             name = entry.name
@@ -111,17 +129,20 @@ class ResponseStore:
             if not is_valid_id(response_id):
                 continue
             try:
-                found.append((entry.stat().st_mtime_ns, response_id))
+                info = entry.stat()
             except FileNotFoundError:
                 continue
+            found.append((info.st_mtime_ns, response_id, info.st_size))
         found.sort()
-        return [response_id for _, response_id in found]
+        return [(response_id, size) for _, response_id, size in found]
 
     def _over_limit(self) -> List[str]:
-        """Pop the oldest ids beyond max_entries from the index; the caller deletes their files."""
+        """Pop the oldest ids beyond max_entries or max_bytes from the index; the caller deletes
+        their files. Called with the lock held."""
         evicted = []
-        while len(self._index) > self.max_entries:
-            response_id, _ = self._index.popitem(last=False)
+        while self._index and (len(self._index) > self.max_entries or self._bytes > self.max_bytes):
+            response_id, size = self._index.popitem(last=False)
+            self._bytes -= size
             evicted.append(response_id)
         return evicted
 

@@ -19,9 +19,12 @@ from .proxy import bp, check_client_key, error_response, relay_call, services
 def chat_completions() -> Response:
     return relay_call(
         openai, openai.parse,
-        lambda reply, req, body: openai.render(reply, model=req.model),
-        lambda stream, req, body: openai.encode_stream(stream, model=req.model,
-                                                       include_usage=openai.wants_usage(body)))
+        lambda reply, req, body: openai.render(
+            reply, model=req.model, json_mode=req.response_format is not None,
+            legacy_functions=openai.uses_legacy_functions(body)),
+        lambda stream, req, body: openai.encode_stream(
+            stream, model=req.model, include_usage=openai.wants_usage(body),
+            json_mode=req.response_format is not None, legacy_functions=openai.uses_legacy_functions(body)))
 
 
 @bp.post("/v1/responses")
@@ -47,14 +50,17 @@ def create_response() -> Response:
         if responses.should_store(body):
             store.save(document["id"], responses.record(body, found.get("previous"), document))
 
+    # req.model, not the body's: a follow-up without `model` serves the previous response's.
     def render(reply, req, body: Any) -> dict:
-        document = responses.render(reply, body=body, response_id=response_id, created=created)
+        document = responses.render(reply, body=body, response_id=response_id, created=created,
+                                    model=req.model, json_mode=req.response_format is not None)
         keep(body, document)
         return document
 
     def encode(stream, req, body: Any):
         return responses.encode_stream(stream, body=body, response_id=response_id, created=created,
-                                       on_complete=lambda document: keep(body, document))
+                                       on_complete=lambda document: keep(body, document),
+                                       model=req.model, json_mode=req.response_format is not None)
 
     return relay_call(responses, parse, render, encode)
 

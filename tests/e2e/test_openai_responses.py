@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
+import pydantic
 import pytest
 import sseclient
 
@@ -319,3 +320,72 @@ def test_bad_requests_get_openai_errors(proxy):
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"].startswith("input:")
     assert error["param"] == "input"
+
+
+# ----- JSON mode: the SDK's parse helpers read cleaned answers --------------------------------------
+
+
+class Answer(pydantic.BaseModel):
+    answer: int
+
+
+def test_parse_helper_reads_a_fenced_answer(proxy, fake, sdk):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer('```json\n{"answer": 4}\n```'))
+    response = sdk(proxy).responses.parse(model=MODEL, input="2+2?", text_format=Answer)
+    assert response.output_parsed == Answer(answer=4)
+    assert response.output_text == '{"answer": 4}'
+    assert '"Answer"' in current(chat_calls(fake)[-1])["content"]  # the schema went upstream in the prompt
+
+
+def test_parse_helper_reads_a_prose_wrapped_answer(proxy, fake, sdk):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer("The result:\n", '{"answer": 4}', "\nHope that helps."))
+    assert sdk(proxy).responses.parse(model=MODEL, input="2+2?", text_format=Answer).output_parsed == Answer(answer=4)
+
+
+def test_streaming_parse_helper_reads_a_fenced_answer(proxy, fake, sdk):
+    proxy.add_account("acc-A")
+    fake.queue(Script().thinking("Easy.").text("```json", '\n{"answer":', " 4}\n`", "``\n").context_usage())
+    with sdk(proxy).responses.stream(model=MODEL, input="2+2?", text_format=Answer) as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == '{"answer": 4}'
+    assert final.output_parsed == Answer(answer=4)
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+
+
+# ----- validation parity with OpenAI ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"tool_choice": 5}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function"}}, "tool_choice"),
+    ({"tool_choice": {"type": "function", "name": "nope"}}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice"),
+    ({"temperature": "hot"}, "temperature"),
+    ({"stream": "false"}, "stream"),
+])
+def test_invalid_fields_are_400_naming_the_field(proxy, fake, fields, param):
+    proxy.add_account("acc-A")
+    response = proxy.http.post(proxy.url + "/v1/responses", json={"model": MODEL, "input": "hi", **fields})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert chat_calls(fake) == []
+
+
+# ----- a follow-up without `model` -----------------------------------------------------------------
+
+
+def test_a_follow_up_without_model_inherits_it(proxy, fake, sdk):
+    proxy.add_account("acc-A")
+    client = sdk(proxy)
+    first = client.responses.create(model="gpt-4o-mini", input="My name is Ann.")
+    follow = proxy.http.post(proxy.url + "/v1/responses",
+                             json={"previous_response_id": first.id, "input": "What is my name?"})
+    assert follow.status_code == 200 and follow.json()["model"] == "gpt-4o-mini"
+    streamed = sse_events(proxy, {"previous_response_id": follow.json()["id"], "input": "Again?"})
+    assert {data["response"]["model"] for _, data in streamed if "response" in data} == {"gpt-4o-mini"}
+    assert client.responses.retrieve(follow.json()["id"]).model == "gpt-4o-mini"
+    assert [current(state)["modelId"] for state in chat_calls(fake)] == ["claude-haiku-4.5"] * 3

@@ -152,7 +152,16 @@ def test_reasoning_effort(effort, expected):
     ({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}}, chat.ToolChoice("required")),
     ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}, chat.ToolChoice())])
 def test_tool_choice(choice, expected):
-    assert proto.parse(body(tool_choice=choice)).tool_choice == expected
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert proto.parse(body(tool_choice=choice, tools=tools)).tool_choice == expected
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"function_call": {"name": "f"}}, chat.ToolChoice("tool", "f")),
+    ({"function_call": "none"}, chat.ToolChoice("none")),
+    ({"function_call": "auto"}, chat.ToolChoice())])
+def test_legacy_function_call_is_the_tool_choice(fields, expected):
+    assert proto.parse(body(functions=[{"name": "f"}], **fields)).tool_choice == expected
 
 
 @pytest.mark.parametrize("fields, expected", [
@@ -227,6 +236,17 @@ REJECTIONS = [
     (body(stop=["END", 3]), "stop", "stop"),
     (body(stop=7), "stop", "stop"),
     (body(temperature="hot"), "temperature", "temperature"),
+    (body(temperature=float("nan")), "temperature", "temperature"),
+    (body(tool_choice=5), "tool_choice", "tool_choice"),
+    (body(tool_choice={"type": "function", "function": {"name": "nope"}}), "tool_choice", "tool_choice"),
+    (body(tools=[{"type": "function", "function": {"name": "f"}}],
+          tool_choice={"type": "function", "function": {"name": "nope"}}), "tool_choice", "tool_choice"),
+    (body(tools=[{"type": "custom", "custom": {"name": "c"}}],
+          tool_choice={"type": "function", "function": {"name": "c"}}), "tool_choice", "tool_choice"),
+    (body(functions=[{"name": "f"}], function_call={"name": "g"}), "function_call", "function_call"),
+    (body(functions=[{"name": "f"}], function_call={}), "function_call", "function_call"),
+    (body(stream="false"), "stream", "stream"),
+    (body(stream=1), "stream", "stream"),
     (body(reasoning_effort=3), "reasoning_effort", "reasoning_effort"),
     (body(response_format={"type": "xml"}), "response_format.type", "response_format"),
     (body(response_format="json"), "response_format.type", "response_format"),
@@ -488,7 +508,8 @@ def test_context_overflow_uses_openais_wording():
      (400, "context_length_exceeded", {})),
     (400, '{"message": "Invalid model", "reason": "INVALID_MODEL_ID"}', None, (400, "model_not_found", {})),
     (500, "", None, (503, None, {})),
-    (403, '{"message": "The bearer token included in the request is invalid."}', None, (401, None, {})),
+    # The proxy's own account failed, not the client's key: a retryable 503, never a 401.
+    (403, '{"message": "The bearer token included in the request is invalid."}', None, (503, None, {})),
 ])
 def test_upstream_failures_render_as_openai_errors(status, upstream_body, retry_after, expected):
     code, document, headers = proto.error_body(kiro_errors.classify(status, upstream_body, retry_after))
@@ -532,3 +553,72 @@ def test_catalog_resolves_openai_names_through_roles_and_aliases(name, expected)
 def test_aliases_win_over_the_table():
     catalog = Catalog(aliases={"gpt-4o": "claude-opus-4.6"}, rules=[proto.model_rule])
     assert catalog.resolve("gpt-4o") == "claude-opus-4.6"
+
+
+# ----- JSON mode ---------------------------------------------------------------------------------
+
+FENCED_EVENTS = [{"type": "TextDelta", "text": "```js"}, {"type": "TextDelta", "text": "on\n{\"answer\""},
+                 {"type": "TextDelta", "text": ": 4}\n`"}, {"type": "TextDelta", "text": "``"},
+                 {"type": "Finish", "reason": "end_turn"}]
+
+
+@pytest.mark.parametrize("text", ['```json\n{"answer": 4}\n```', 'Here you go:\n{"answer": 4}\nDone.'])
+def test_json_mode_render_cuts_the_answer_to_its_json(text):
+    reply = chat.Reply(model=MODEL, parts=[chat.Text(text)])
+    assert proto.render(reply, model=MODEL, json_mode=True)["choices"][0]["message"]["content"] == '{"answer": 4}'
+    assert proto.render(reply, model=MODEL)["choices"][0]["message"]["content"] == text
+
+
+def test_json_mode_stream_drops_the_fences():
+    def content(json_mode: bool) -> str:
+        body = b"".join(proto.encode_stream(stream_of(FENCED_EVENTS), model=MODEL, completion_id=COMPLETION_ID,
+                                            created=CREATED, json_mode=json_mode))
+        return Replay(body, include_usage=False).message["content"]
+
+    assert content(True) == '{"answer": 4}'
+    assert content(False) == '```json\n{"answer": 4}\n```'
+
+
+# ----- legacy functions ------------------------------------------------------------------------
+
+
+def test_uses_legacy_functions():
+    assert proto.uses_legacy_functions(body(functions=[{"name": "f"}]))
+    assert not proto.uses_legacy_functions(body(functions=[{"name": "f"}], tools=[{"type": "function"}]))
+    assert not proto.uses_legacy_functions(body(tools=[{"type": "function"}]))
+    assert not proto.uses_legacy_functions(body()) and not proto.uses_legacy_functions([])
+
+
+def test_legacy_render_has_one_function_call():
+    reply = chat.Reply(model=MODEL, finish="tool_use", parts=[
+        chat.Text("Let me check."), chat.ToolUse("t1", "get_weather", {"city": "Oslo"}), chat.ToolUse("t2", "x", {})])
+    document = proto.render(reply, model=MODEL, legacy_functions=True)
+    (choice,) = document["choices"]
+    assert choice["finish_reason"] == "function_call"
+    assert choice["message"] == {"role": "assistant", "content": "Let me check.", "refusal": None,
+                                 "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    message = ChatCompletion.model_validate(document).choices[0].message
+    assert message.function_call.name == "get_weather" and message.tool_calls is None
+    only_call = chat.Reply(model=MODEL, finish="tool_use", parts=[chat.ToolUse("t1", "f", {})])
+    assert proto.render(only_call, model=MODEL, legacy_functions=True)["choices"][0]["message"]["content"] is None
+
+
+def test_legacy_stream_sends_delta_function_call():
+    events = [{"type": "ToolCallStart", "id": "t1", "name": "get_weather"},
+              {"type": "ToolCallDelta", "id": "t1", "fragment": '{"city":'},
+              {"type": "ToolCallDelta", "id": "t1", "fragment": ' "Oslo"}'},
+              {"type": "ToolCallEnd", "id": "t1", "input": {"city": "Oslo"}},
+              {"type": "ToolCallStart", "id": "t2", "name": "other"},
+              {"type": "ToolCallEnd", "id": "t2", "input": {}},
+              {"type": "Finish", "reason": "tool_use"}]
+    out = frames(b"".join(proto.encode_stream(stream_of(events), model=MODEL, completion_id=COMPLETION_ID,
+                                              created=CREATED, legacy_functions=True)))
+    assert out[-1] == "[DONE]"
+    choices = [frame["choices"][0] for frame in out[:-1]]
+    assert [c["delta"] for c in choices] == [
+        {"role": "assistant", "content": ""},
+        {"function_call": {"name": "get_weather", "arguments": ""}},
+        {"function_call": {"arguments": '{"city":'}}, {"function_call": {"arguments": ' "Oslo"}'}}, {}]
+    assert choices[-1]["finish_reason"] == "function_call"
+    for frame in out[:-1]:
+        ChatCompletionChunk.model_validate(frame)

@@ -67,10 +67,11 @@ def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
 
 
 def encode(items: List[Dict[str, Any]], body: Optional[Dict[str, Any]] = None,
-           completed: Optional[List[dict]] = None, **kw: Any) -> bytes:
+           completed: Optional[List[dict]] = None, json_mode: bool = False, **kw: Any) -> bytes:
     sink = completed if completed is not None else []
     return b"".join(proto.encode_stream(stream_of(items, **kw), body=body or BODY, response_id=RESPONSE_ID,
-                                        created=CREATED, on_complete=sink.append, ids=pinned_ids()))
+                                        created=CREATED, on_complete=sink.append, ids=pinned_ids(),
+                                        json_mode=json_mode))
 
 
 class Replay:
@@ -184,6 +185,30 @@ def test_namespace_clash_gets_qualified_names_both_ways():
     assert request.messages[1].parts == (chat.ToolUse("c1", "jira__search", {"q": "bug"}),)
 
 
+@pytest.mark.parametrize("choice, expected", [
+    ({"type": "function", "name": "shell"}, chat.ToolChoice("tool", "shell")),
+    ({"type": "custom", "name": "apply_patch"}, chat.ToolChoice("tool", "apply_patch")),
+    ({"type": "function", "name": "list_issues", "namespace": "mcp__github__"}, chat.ToolChoice("tool", "list_issues")),
+    ({"type": "function", "name": "list_issues"}, chat.ToolChoice("tool", "list_issues")),
+    ({"type": "allowed_tools", "mode": "required", "tools": []}, chat.ToolChoice("required")),
+    ({"type": "web_search"}, chat.ToolChoice()), ("auto", chat.ToolChoice()), (None, chat.ToolChoice()),
+    ("none", chat.ToolChoice("none"))])
+def test_tool_choice_names_a_declared_tool(choice, expected):
+    assert proto.parse(tagged(BASE, tools=BODY["tools"], tool_choice=choice), None).tool_choice == expected
+
+
+def test_a_choice_without_namespace_finds_a_clashing_namespaced_tool():
+    body = tagged(GOLDEN.request("namespace_clash"), tool_choice={"type": "function", "name": "search"})
+    assert proto.parse(body, None).tool_choice == chat.ToolChoice("tool", "jira__search")
+
+
+def test_stream_and_temperature_values():
+    request = proto.parse(tagged(BASE, stream=True, temperature=1), None)
+    assert (request.stream, request.temperature) == (True, 1.0)
+    request = proto.parse(tagged(BASE, stream=False), None)
+    assert (request.stream, request.temperature) == (False, None)
+
+
 def test_hosted_tools_are_dropped_and_unknown_items_ignored():
     body = {"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}, {"role": "user", "content": "hi"},
                                     {"type": "local_shell_call", "call_id": "x", "action": {}}],
@@ -248,6 +273,19 @@ REJECTIONS = [
     (tagged(BASE, max_output_tokens=0), "max_output_tokens", "max_output_tokens"),
     (tagged(BASE, max_output_tokens="9"), "max_output_tokens", "max_output_tokens"),
     (tagged(BASE, max_output_tokens=True), "max_output_tokens", "max_output_tokens"),
+    (tagged(BASE, tool_choice=5), "tool_choice", "tool_choice"),
+    (tagged(BASE, tool_choice="sometimes"), "tool_choice", "tool_choice"),
+    (tagged(BASE, tool_choice={"name": "shell"}), "tool_choice.type", "tool_choice"),
+    (tagged(BASE, tool_choice={"type": "function"}), "tool_choice", "tool_choice"),
+    (tagged(BASE, tool_choice={"type": "function", "name": "nope"}), "tool_choice", "tool_choice"),
+    (tagged(BASE, tools=BODY["tools"], tool_choice={"type": "function", "name": "nope"}), "tool_choice",
+     "tool_choice"),
+    (tagged(BASE, tools=BODY["tools"], tool_choice={"type": "function", "name": "list_issues", "namespace": "x"}),
+     "tool_choice", "tool_choice"),
+    (tagged(BASE, tools=BODY["tools"], tool_choice={"type": "function", "name": "web_search"}), "tool_choice",
+     "tool_choice"),
+    (tagged(BASE, temperature="hot"), "temperature", "temperature"),
+    (tagged(BASE, stream="false"), "stream", "stream"),
 ]
 
 
@@ -320,6 +358,18 @@ def test_parse_continues_from_the_previous_record():
 def test_parse_takes_the_model_from_the_previous_response_when_missing():
     _, stored = first_turn()
     assert proto.parse({"input": "and tomorrow?"}, stored).model == "gpt-5"
+
+
+def test_the_served_model_names_the_response():
+    body = {"input": "and tomorrow?", "previous_response_id": "resp_first"}  # no model: inherited
+    reply = chat.Reply(model="x", parts=[chat.Text("Rain.")])
+    assert proto.render(reply, body=body, response_id="resp_2", created=CREATED, model="gpt-5")["model"] == "gpt-5"
+    completed: List[dict] = []
+    replay = Replay(b"".join(proto.encode_stream(
+        stream_of([{"type": "TextDelta", "text": "Rain."}, {"type": "Finish", "reason": "end_turn"}]), body=body,
+        response_id="resp_2", created=CREATED, on_complete=completed.append, model="gpt-5")))
+    assert [e[1]["response"]["model"] for e in replay.events if "response" in e[1]] == ["gpt-5"] * 3
+    assert completed[0]["model"] == "gpt-5"
 
 
 # ----- encode goldens --------------------------------------------------------------------------
@@ -528,3 +578,28 @@ def test_custom_tool_input_falls_back_sensibly():
     assert response_items.custom_input({"patch": "b"}) == "b"
     assert response_items.custom_input({}) == ""
     assert json.loads(response_items.custom_input({"a": 1, "b": 2})) == {"a": 1, "b": 2}
+
+
+# ----- JSON mode ---------------------------------------------------------------------------------
+
+JSON_BODY = tagged(BASE, text={"format": {"type": "json_schema", "name": "r", "schema": {"type": "object"}}})
+
+
+def test_json_mode_render_cuts_the_answer_to_its_json():
+    reply = chat.Reply(model="m", parts=[chat.Thinking("plan"), chat.Text('Sure:\n```json\n{"answer": 4}\n```')])
+    document = proto.render(reply, body=JSON_BODY, response_id="resp_j", created=CREATED, json_mode=True)
+    assert [item["type"] for item in document["output"]] == ["reasoning", "message"]
+    assert SdkResponse.model_validate(document).output_text == '{"answer": 4}'
+    plain = proto.render(reply, body=JSON_BODY, response_id="resp_j", created=CREATED)
+    assert SdkResponse.model_validate(plain).output_text.startswith("Sure:")
+
+
+def test_json_mode_stream_drops_the_fences():
+    events = [{"type": "TextDelta", "text": "```json\n{\"answer\""}, {"type": "TextDelta", "text": ": 4}\n``"},
+              {"type": "TextDelta", "text": "`\n"}, {"type": "Finish", "reason": "end_turn"}]
+    replay = Replay(encode(events, body=JSON_BODY, json_mode=True))
+    assert replay.final["output"][0]["content"][0]["text"] == '{"answer": 4}'
+    deltas = [data["delta"] for name, data in replay.events if name == "response.output_text.delta"]
+    assert "".join(deltas) == '{"answer": 4}'
+    unfiltered = Replay(encode(events, body=JSON_BODY))
+    assert unfiltered.final["output"][0]["content"][0]["text"] == '```json\n{"answer": 4}\n```\n'

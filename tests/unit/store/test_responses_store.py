@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+import random
 import stat
 import threading
 from pathlib import Path
@@ -130,6 +131,81 @@ def test_a_lower_limit_at_restart_evicts_the_oldest(tmp_path):
     second = ResponseStore(directory, max_entries=2)
     assert second.ids() == ["resp_3", "resp_1"]
     assert files_in(directory) == ["resp_1.json.gz", "resp_3.json.gz"]
+
+
+def noisy_record(n: int, size: int = 4000) -> Dict[str, Any]:
+    """A record that gzip cannot shrink much (seeded random hex), so its file size is predictable."""
+    record = a_record(n)
+    record["items"][0]["content"] = random.Random(n).getrandbits(size * 4).to_bytes(size // 2, "big").hex()
+    return record
+
+
+def stored_size(tmp_path: Path, record: Dict[str, Any]) -> int:
+    """The compressed size of `record` as a store writes it."""
+    probe = ResponseStore(tmp_path / "probe")
+    probe.save("resp_probe", record)
+    return (tmp_path / "probe" / "resp_probe.json.gz").stat().st_size
+
+
+def test_oldest_are_evicted_beyond_the_byte_bound(tmp_path):
+    directory = tmp_path / "responses"
+    size = stored_size(tmp_path, noisy_record(1))
+    assert size > 2000  # 2000 random bytes as hex: gzip cannot shrink them below that
+    store = ResponseStore(directory, max_entries=100, max_bytes=size * 5 // 2)
+    for n in range(1, 5):
+        store.save(f"resp_{n}", noisy_record(n))
+    assert store.ids() == ["resp_3", "resp_4"]
+    assert files_in(directory) == ["resp_3.json.gz", "resp_4.json.gz"]
+    assert store.total_bytes == sum(p.stat().st_size for p in directory.iterdir()) <= size * 5 // 2
+    assert store.get("resp_1") is None and store.get("resp_4") == noisy_record(4)
+
+
+def test_saving_again_counts_the_bytes_once(tmp_path):
+    size = stored_size(tmp_path, noisy_record(1))
+    store = ResponseStore(tmp_path / "responses", max_entries=100, max_bytes=size * 5 // 2)
+    store.save("resp_a", noisy_record(1))
+    store.save("resp_a", noisy_record(1))
+    store.save("resp_b", noisy_record(2))
+    assert store.ids() == ["resp_a", "resp_b"]
+
+
+def test_a_record_larger_than_the_bound_is_not_stored(tmp_path, caplog):
+    directory = tmp_path / "responses"
+    small = stored_size(tmp_path, noisy_record(1, size=400))
+    store = ResponseStore(directory, max_entries=100, max_bytes=small * 3)
+    store.save("resp_small", noisy_record(1, size=400))
+    with caplog.at_level(logging.WARNING, logger="kiroproxy.store.responses"):
+        store.save("resp_huge", noisy_record(2, size=8000))
+    assert store.get("resp_huge") is None and store.ids() == ["resp_small"]
+    assert files_in(directory) == ["resp_small.json.gz"]
+    assert "resp_huge" in caplog.text and "exceed" in caplog.text
+
+
+def test_a_lower_byte_bound_at_restart_evicts_the_oldest(tmp_path):
+    directory = tmp_path / "responses"
+    size = stored_size(tmp_path, noisy_record(0))
+    first = ResponseStore(directory)
+    for n in range(4):
+        first.save(f"resp_{n}", noisy_record(n))
+    age(directory, ["resp_2", "resp_0", "resp_3", "resp_1"])
+    second = ResponseStore(directory, max_bytes=size * 5 // 2)
+    assert second.ids() == ["resp_3", "resp_1"]
+    assert files_in(directory) == ["resp_1.json.gz", "resp_3.json.gz"]
+    assert second.total_bytes == sum(p.stat().st_size for p in directory.iterdir())
+
+
+def test_max_bytes_zero_stores_nothing(tmp_path, caplog):
+    directory = tmp_path / "responses"
+    ResponseStore(directory).save("resp_old", a_record(1))
+    store = ResponseStore(directory, max_bytes=0)
+    assert files_in(directory) == [] and len(store) == 0
+    with caplog.at_level(logging.WARNING, logger="kiroproxy.store.responses"):
+        store.save("resp_1", a_record(1))
+    assert store.get("resp_1") is None and files_in(directory) == [] and caplog.text == ""
+
+
+def test_the_default_byte_bound_is_finite(tmp_path):
+    assert 0 < ResponseStore(tmp_path / "responses").max_bytes == store_module.DEFAULT_MAX_BYTES < 2**40
 
 
 def test_strays_and_temp_files_are_not_entries(tmp_path):
