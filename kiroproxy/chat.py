@@ -5,8 +5,15 @@ Kiro's camelCase appear here. Pure: no I/O, no Flask.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, List, Optional, Tuple, Union
+
+from .errors import BadRequest
+
+_SPACE = re.compile(r"\s")
 
 # ----- request -------------------------------------------------------------------------------
 
@@ -294,10 +301,31 @@ def collect(stream: Stream) -> Reply:
     return builder.reply
 
 
-def image_from_data_url(url: str) -> Optional[Image]:
-    """An Image from `data:image/png;base64,...`; None when `url` is not a base64 data URL."""
+def image_from_data_url(url: str, *, where: str = "image data URL") -> Optional[Image]:
+    """An Image from `data:image/png;base64,...`; None when `url` is not a base64 data URL.
+
+    Raises BadRequest naming `where` (the field) when the data after the comma is not base64."""
     if not url.startswith("data:") or ";base64," not in url[:200]:
         return None
     head, _, data = url.partition(",")
     media_type = head[5:].split(";", 1)[0] or "image/png"
-    return Image(media_type=media_type.lower(), data=data.strip())
+    return Image(media_type=media_type.lower(), data=image_base64(data, where))
+
+
+def image_base64(data: str, where: str) -> str:
+    """`data` as standard, padded base64, the form the upstream takes.
+
+    Accepts what real clients send: URL-safe letters, missing padding, line breaks. Decodes once
+    to check (no copy is kept); raises BadRequest naming `where` when `data` is not base64.
+    """
+    text = data.strip()
+    if _SPACE.search(text):
+        text = "".join(text.split())
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{where}: the image data is not valid base64") from None
+    return text

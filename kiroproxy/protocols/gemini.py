@@ -1,19 +1,18 @@
 """Gemini API (generateContent / streamGenerateContent / countTokens): replies, streams, errors, names.
 
 Parsing lives in gemini_request.py. Model names (model_rule): `gemini-*` with a `flash` or `lite`
-part -> role "fast", any other `gemini-*` (`pro`, `exp`...) -> role "default"; aliases win. In JSON
-mode a whole answer that wraps its JSON in fences or prose is cut down to the JSON (render).
-Pure: no Flask, no I/O.
+part -> role "fast", any other `gemini-*` (`pro`, `exp`...) -> role "default"; aliases win. Thought
+text is returned only on request; a thinking block's signature rides on the part after it. In JSON
+mode answers lose their fences (jsonmode.py). Pure: no Flask, no I/O.
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .. import chat
+from .. import chat, jsonmode
 from ..errors import ProxyError
-from . import gemini_request
+from . import gemini_request, gemini_thoughts
 from .ids import random_id
 from .sse import dumps, sse
 
@@ -29,12 +28,10 @@ STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DE
 HEARTBEAT = b"\n"
 
 _FAST = re.compile(r"(?:^|[-_.])(?:flash|lite)(?:$|[-_.])")
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)```", re.S)
-_JSON_START = re.compile(r"[\[{]")
-_MAX_JSON_STARTS = 200
 
 parse = gemini_request.parse
 parse_count = gemini_request.parse_count
+include_thoughts = gemini_request.include_thoughts
 
 
 def model_rule(name: str) -> Optional[str]:
@@ -52,6 +49,47 @@ def new_id() -> str:
 # ----- rendering ---------------------------------------------------------------------------
 
 
+class Thoughts:
+    """The reasoning on its way out: thought parts only when `visible`, and a signature per
+    thinking block on the first part after it (a text or functionCall part), where Gemini puts it
+    and Gemini CLI keeps it. The signature holds the reasoning text (gemini_thoughts), so the
+    reasoning comes back even from clients that drop thought parts."""
+
+    def __init__(self, visible: bool) -> None:
+        self.visible = visible
+        self._texts: List[str] = []
+        self._signature: Optional[str] = None
+        self._signed = False  # the last block ended with its signature
+        self._open = False
+
+    def think(self, text: str) -> Optional[Dict[str, Any]]:
+        """The thought part for `text`; None when thoughts are hidden or `text` is empty."""
+        if not text:
+            return None
+        if self._signed and self._texts:
+            self._texts.append("\n\n")  # a new block after a signed one that no part carried yet
+        self._signed = False
+        self._texts.append(text)
+        self._open = True
+        return {"text": text, "thought": True} if self.visible else None
+
+    def sign(self, signature: str) -> None:
+        self._signature = signature
+        self._signed = self._open = True
+
+    def carry(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """`body`, with the signature of the thinking block that ended right before it."""
+        if self._open:
+            thinking = chat.Thinking("".join(self._texts), self._signature)
+            body["thoughtSignature"] = gemini_thoughts.signature_out(thinking)
+            self._texts, self._signature, self._signed, self._open = [], None, False, False
+        return body
+
+    def rest(self) -> Optional[Dict[str, Any]]:
+        """A last empty text part for a signature no part followed (as Gemini streams it)."""
+        return self.carry({"text": ""}) if self._open else None
+
+
 def usage_metadata(usage: chat.Usage) -> Dict[str, Any]:
     """Gemini counts thoughts apart from the candidates; Usage.output_tokens includes them."""
     prompt, output = usage.input_tokens or 0, usage.output_tokens or 0
@@ -63,16 +101,17 @@ def usage_metadata(usage: chat.Usage) -> Dict[str, Any]:
     return body
 
 
-def part_body(part: chat.Part) -> Optional[Dict[str, Any]]:
+def part_body(part: chat.Part, thoughts: Thoughts) -> Optional[Dict[str, Any]]:
+    """One reply part in Gemini's shape, or None when nothing is shown for it."""
     if isinstance(part, chat.Thinking):
-        body: Dict[str, Any] = {"text": part.text, "thought": True}
+        body = thoughts.think(part.text)
         if part.signature:
-            body["thoughtSignature"] = gemini_request.signature_out(part.signature)
+            thoughts.sign(part.signature)
         return body
     if isinstance(part, chat.Text):
-        return {"text": part.text} if part.text else None
+        return thoughts.carry({"text": part.text}) if part.text else None
     if isinstance(part, chat.ToolUse):
-        return {"functionCall": {"id": part.id, "name": part.name, "args": part.input}}
+        return thoughts.carry({"functionCall": {"id": part.id, "name": part.name, "args": part.input}})
     return None
 
 
@@ -90,72 +129,36 @@ def response_body(parts: List[Dict[str, Any]], *, model: str, response_id: str,
 
 
 def render(reply: chat.Reply, *, model: str, response_id: Optional[str] = None,
-           json_mode: bool = False) -> Dict[str, Any]:
-    """A GenerateContentResponse. With json_mode, an answer that is not valid JSON but holds a
-    JSON object or array (fenced, or with prose around it) is cut down to that JSON."""
-    parts = list(reply.parts)
-    if json_mode:
-        parts = _json_only(parts)
-    bodies = [b for b in (part_body(p) for p in parts) if b is not None]
+           json_mode: bool = False, include_thoughts: bool = False) -> Dict[str, Any]:
+    """A GenerateContentResponse. Thought text only with include_thoughts. With json_mode, an
+    answer that is not valid JSON but holds a JSON object or array (fenced, or with prose around
+    it) is cut down to that JSON."""
+    parts = jsonmode.json_parts(reply.parts) if json_mode else reply.parts
+    thoughts = Thoughts(include_thoughts)
+    bodies = [b for b in (part_body(p, thoughts) for p in parts) if b is not None]
+    rest = thoughts.rest()
+    if rest is not None:
+        bodies.append(rest)
     return response_body(bodies, model=model, response_id=response_id or new_id(), finish=reply.finish,
                          usage=reply.usage)
-
-
-def _json_only(parts: List[chat.Part]) -> List[chat.Part]:
-    texts = [i for i, p in enumerate(parts) if isinstance(p, chat.Text)]
-    if not texts:
-        return parts
-    found = json_value_in("".join(parts[i].text for i in texts))
-    if found is None:
-        return parts
-    keep = [p for i, p in enumerate(parts) if i not in texts[1:]]
-    keep[texts[0]] = chat.Text(found)
-    return keep
-
-
-def json_value_in(text: str) -> Optional[str]:
-    """The JSON object or array inside `text`, or None when `text` is already JSON or holds none.
-
-    Tries a fenced block first (```json ... ```), then the first `{` or `[` that starts a value.
-    """
-    if _is_json(text):
-        return None
-    for block in _FENCE.findall(text):
-        if _is_json(block) and block.strip()[:1] in ("{", "["):
-            return block.strip()
-    decoder = json.JSONDecoder()
-    for count, match in enumerate(_JSON_START.finditer(text)):
-        if count >= _MAX_JSON_STARTS:
-            break
-        try:
-            _, end = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        return text[match.start():end]
-    return None
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 # ----- streaming ---------------------------------------------------------------------------
 
 
-def _documents(stream: chat.Stream, model: str, response_id: str) -> Iterator[Optional[Dict[str, Any]]]:
+def _documents(stream: chat.Stream, model: str, response_id: str, json_mode: bool,
+               thoughts: Thoughts) -> Iterator[Optional[Dict[str, Any]]]:
     """Response chunks as the events arrive (None for a heartbeat), each with only the new parts.
 
-    A tool call is held from its start to its end and sent whole. The last chunk carries the
-    finishReason and usage; after a ProxyError the last document is the error body instead."""
+    A tool call is held from its start to its end and sent whole; hidden reasoning is sent as
+    heartbeats. The last chunk carries the finishReason and usage; after a ProxyError the last
+    document is the error body instead."""
     names: Dict[str, str] = {}
     usage = chat.Usage(input_tokens=stream.input_tokens)
     finish = "end_turn"
+    events = jsonmode.strip_fences(stream) if json_mode else iter(stream)
     try:
-        for event in stream:
+        for event in events:
             if isinstance(event, chat.Heartbeat):
                 yield None
             elif isinstance(event, chat.Usage):
@@ -163,37 +166,43 @@ def _documents(stream: chat.Stream, model: str, response_id: str) -> Iterator[Op
             elif isinstance(event, chat.Finish):
                 finish = event.reason  # read on to the end, so the relay records a completed answer
             else:
-                part = _stream_part(event, names)
+                part = _stream_part(event, names, thoughts)
                 if part is not None:
                     yield response_body([part], model=model, response_id=response_id)
+                elif isinstance(event, chat.ThinkingDelta) and event.text:
+                    yield None  # hidden reasoning: keep the connection busy all the same
     except ProxyError as error:
         yield error_body(error)[1]
         return
-    yield response_body([], model=model, response_id=response_id, finish=finish, usage=usage)
+    rest = thoughts.rest()
+    yield response_body([rest] if rest else [], model=model, response_id=response_id, finish=finish,
+                        usage=usage)
 
 
-def _stream_part(event: chat.Event, names: Dict[str, str]) -> Optional[Dict[str, Any]]:
+def _stream_part(event: chat.Event, names: Dict[str, str], thoughts: Thoughts) -> Optional[Dict[str, Any]]:
     if isinstance(event, chat.TextDelta):
-        return part_body(chat.Text(event.text))
+        return part_body(chat.Text(event.text), thoughts)
     if isinstance(event, chat.ThinkingDelta):
-        return part_body(chat.Thinking(event.text)) if event.text else None
+        return thoughts.think(event.text)
     if isinstance(event, chat.ThinkingSignature):
-        return part_body(chat.Thinking("", event.signature))
-    if isinstance(event, chat.ToolCallStart):
+        thoughts.sign(event.signature)
+    elif isinstance(event, chat.ToolCallStart):
         names[event.id] = event.name
     elif isinstance(event, chat.ToolCallEnd):
-        return part_body(chat.ToolUse(event.id, names.pop(event.id, ""), event.input))
+        return part_body(chat.ToolUse(event.id, names.pop(event.id, ""), event.input), thoughts)
     return None
 
 
-def encode_sse(stream: chat.Stream, *, model: str, response_id: Optional[str] = None) -> Iterator[bytes]:
+def encode_sse(stream: chat.Stream, *, model: str, response_id: Optional[str] = None, json_mode: bool = False,
+               include_thoughts: bool = False) -> Iterator[bytes]:
     """`data:` chunks (no event lines, no [DONE]); closes the stream.
 
     An error after the first byte goes out twice: as a bare JSON line, which is what both
     google-genai SDKs look for in a stream (they raise on it), then as a `data:` chunk for
     plain SSE readers."""
     try:
-        for document in _documents(stream, model, response_id or new_id()):
+        documents = _documents(stream, model, response_id or new_id(), json_mode, Thoughts(include_thoughts))
+        for document in documents:
             if document is None:
                 yield HEARTBEAT
             elif "error" in document:
@@ -205,14 +214,16 @@ def encode_sse(stream: chat.Stream, *, model: str, response_id: Optional[str] = 
         stream.close()
 
 
-def encode_json_array(stream: chat.Stream, *, model: str, response_id: Optional[str] = None) -> Iterator[bytes]:
+def encode_json_array(stream: chat.Stream, *, model: str, response_id: Optional[str] = None,
+                      json_mode: bool = False, include_thoughts: bool = False) -> Iterator[bytes]:
     """One JSON array written progressively: `[`, chunks separated by `,`, `]`; closes the stream.
 
     An error after the first byte is the next element; the array is closed after it."""
     try:
         yield b"["
         separator = b""
-        for document in _documents(stream, model, response_id or new_id()):
+        documents = _documents(stream, model, response_id or new_id(), json_mode, Thoughts(include_thoughts))
+        for document in documents:
             if document is None:
                 yield HEARTBEAT
                 continue

@@ -63,10 +63,11 @@ def test_pro_names_use_the_default_model_and_aliases_win(make_proxy, fake):
         "claude-sonnet-4.5", "claude-opus-4.5"]
 
 
-def test_streaming_is_incremental(proxy, fake):
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_streaming_is_incremental(proxy, fake, api_version):
     proxy.add_account("acc-A")
     fake.queue(Script().text("first").gate("g").text(" second").context_usage())
-    client = sdk(proxy)
+    client = sdk(proxy, api_version)
     chunks = client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
     assert next(chunks).text == "first"
     assert fake.wait_gate("g", 5)  # the rest does not exist upstream yet
@@ -97,11 +98,12 @@ def test_json_array_stream_without_alt_sse(proxy, fake):
     assert documents[-1]["candidates"][0]["finishReason"] == "STOP"
 
 
-def test_function_call_round_trip(proxy, fake):
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_function_call_round_trip(proxy, fake, api_version):
     proxy.add_account("acc-A")
     fake.queue(Script().text("Checking.").tool_use("tooluse_w1", "get_weather", '{"ci', 'ty": "Par', 'is"}')
                .context_usage())
-    client = sdk(proxy)
+    client = sdk(proxy, api_version)
     config = types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=MANUAL_CALLS)
     question = types.Content(role="user", parts=[types.Part.from_text(text="Weather in Paris?")])
     first = client.models.generate_content(model="gemini-2.5-flash", contents=[question], config=config)
@@ -137,9 +139,10 @@ def test_streamed_function_call_arrives_whole(proxy, fake):
     assert [(c.id, c.name, c.args) for c in calls] == [("tooluse_x", "get_weather", {"city": "Rome"})]
 
 
-def test_image_and_system_instruction_reach_upstream(proxy, fake):
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_image_and_system_instruction_reach_upstream(proxy, fake, api_version):
     proxy.add_account("acc-A")
-    client = sdk(proxy)
+    client = sdk(proxy, api_version)
     client.models.generate_content(
         model="gemini-2.5-flash", config=types.GenerateContentConfig(system_instruction="You are a pirate."),
         contents=[types.Part.from_bytes(data=PNG, mime_type="image/png"), "What is this?"])
@@ -163,6 +166,105 @@ def test_thinking_comes_back_as_thought_parts(proxy, fake):
     assert sent["content"].startswith("<thinking_mode>enabled</thinking_mode><max_thinking_length>2048")
 
 
+THINKING = types.ThinkingConfig(include_thoughts=True, thinking_budget=2048)
+
+
+def reasoned_call() -> Script:
+    """Native reasoning with a signature, then a function call (the order Kiro streams them in)."""
+    return (Script().reasoning("Let me look.").reasoning(signature="EqQBCkYIBxgCKkDsig==")
+            .tool_use("tooluse_r1", "get_weather", '{"city": "Oslo"}').context_usage())
+
+
+def answer_parts(client, streaming: bool, contents, config) -> list:
+    if not streaming:
+        return client.models.generate_content(model="gemini-2.5-flash", contents=contents,
+                                              config=config).candidates[0].content.parts
+    chunks = client.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config)
+    return [p for chunk in chunks for p in chunk.candidates[0].content.parts or []]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
+def test_the_thought_signature_rides_on_the_function_call(proxy, fake, streaming):
+    proxy.add_account("acc-A")
+    fake.queue(reasoned_call())
+    config = types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=MANUAL_CALLS,
+                                         thinking_config=THINKING)
+    client = sdk(proxy)
+    parts = answer_parts(client, streaming, "Weather in Oslo?", config)
+    assert [(p.thought, p.text) for p in parts if p.thought] == [(True, "Let me look.")]
+    (call,) = [p for p in parts if p.function_call]
+    assert call.function_call.name == "get_weather" and call.thought_signature
+    assert [p for p in parts if p.thought_signature] == [call]  # Gemini CLI drops thought parts, not calls
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("keeps_thoughts", [False, True], ids=["like-gemini-cli", "like-the-sdk"])
+def test_the_replayed_turn_keeps_its_reasoning(proxy, fake, streaming, keeps_thoughts):
+    proxy.add_account("acc-A")
+    fake.queue(reasoned_call())
+    client = sdk(proxy)
+    config = types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=MANUAL_CALLS,
+                                         thinking_config=THINKING)
+    question = types.Content(role="user", parts=[types.Part.from_text(text="Weather in Oslo?")])
+    parts = answer_parts(client, streaming, [question], config)
+    if not keeps_thoughts:  # Gemini CLI sends its history back without the thought parts
+        parts = [p for p in parts if not p.thought]
+    answer = types.Content(role="user", parts=[
+        types.Part.from_function_response(name="get_weather", response={"output": "Cold"})])
+    fake.queue(text_answer("It is cold."))
+    client.models.generate_content(model="gemini-2.5-flash", config=config,
+                                   contents=[question, types.Content(role="model", parts=parts), answer])
+    replayed = last_sent(fake)["history"][-1]["assistantResponseMessage"]
+    assert replayed["content"] == "<thinking>Let me look.</thinking>"
+    assert [u["toolUseId"] for u in replayed["toolUses"]] == ["tooluse_r1"]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
+def test_thoughts_are_returned_only_with_include_thoughts(proxy, fake, streaming):
+    proxy.add_account("acc-A")
+    fake.queue(Script().thinking("secret ", "plan").text("The ", "answer.").context_usage())
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=2048))
+    client = sdk(proxy)
+    parts = answer_parts(client, streaming, "2+2?", config)
+    assert not [p for p in parts if p.thought]
+    assert "".join(p.text for p in parts) == "The answer."
+    assert parts[0].thought_signature and not [p for p in parts[1:] if p.thought_signature]  # for the next turn
+    sent = current(fake.requests_to("/generateAssistantResponse")[-1])
+    assert sent["content"].startswith("<thinking_mode>enabled</thinking_mode>")  # it did think
+    fake.queue(Script().thinking("secret ", "plan").text("ok").context_usage())
+    raw = proxy.http.post(proxy.url + "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                          headers={"x-goog-api-key": "gk-test"}, json={
+                              "contents": [{"parts": [{"text": "2+2?"}]}],
+                              "generationConfig": {"thinkingConfig": {"thinkingBudget": 2048}}})
+    assert "secret" not in raw.text and '"thought"' not in raw.text
+
+
+def test_json_mode_stream_loses_its_fences(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer("```json\n", '{"score": ', "7}\n``", "`\n"))
+    config = types.GenerateContentConfig(response_mime_type="application/json",
+                                         response_json_schema={"type": "object"})
+    client = sdk(proxy)
+    chunks = list(client.models.generate_content_stream(model="gemini-3.5-flash-lite", contents="Rate it",
+                                                        config=config))
+    assert "".join(c.text or "" for c in chunks) == '{"score": 7}'
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_allowed_function_names_limit_the_offered_functions(proxy, fake):
+    proxy.add_account("acc-A")
+    declarations = [types.FunctionDeclaration(name=name, description=f"Tool {name}") for name in "abc"]
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=declarations)], automatic_function_calling=MANUAL_CALLS,
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+            mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=["a", "b"])))
+    client = sdk(proxy)
+    client.models.generate_content(model="gemini-2.5-flash", contents="go", config=config)
+    sent = current(fake.requests_to("/generateAssistantResponse")[-1])
+    assert [t["toolSpecification"]["name"] for t in sent["userInputMessageContext"]["tools"]] == ["a", "b"]
+    assert "You must call at least one of the available tools" in sent["content"]
+
+
 def test_json_mode_answer_is_clean_json(proxy, fake):
     proxy.add_account("acc-A")
     schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
@@ -177,14 +279,15 @@ def test_json_mode_answer_is_clean_json(proxy, fake):
     assert json.dumps(schema, separators=(",", ":")) in sent["content"]
 
 
-def test_count_tokens(proxy):
-    client = sdk(proxy)
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_count_tokens(proxy, api_version):
+    client = sdk(proxy, api_version)
     short = client.models.count_tokens(model="gemini-2.5-flash", contents="Hello there, how are you?")
     longer = client.models.count_tokens(model="gemini-2.5-flash",
                                         contents="Hello there, how are you? " + "More words here. " * 20)
     assert 3 <= short.total_tokens < 40
     assert longer.total_tokens > short.total_tokens + 40
-    wrapped = proxy.http.post(proxy.url + "/v1beta/models/gemini-2.5-flash:countTokens",
+    wrapped = proxy.http.post(proxy.url + f"/{api_version}/models/gemini-2.5-flash:countTokens",
                               headers={"x-goog-api-key": "gk-test"}, json={"generateContentRequest": {
                                   "model": "models/gemini-2.5-flash",
                                   "contents": [{"role": "user", "parts": [{"text": "Hello there, how are you?"}]}],
@@ -214,12 +317,13 @@ def test_model_list_pages(proxy):
     assert not {m["name"] for m in first["models"]} & {m["name"] for m in second["models"]}
 
 
-def test_every_account_throttled_gives_resource_exhausted(proxy, fake):
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_every_account_throttled_gives_resource_exhausted(proxy, fake, api_version):
     proxy.add_account("acc-A")
     proxy.add_account("acc-B")
     fake.queue(throttled("30"), token="acc-A")
     fake.queue(throttled("30"), token="acc-B")
-    client = sdk(proxy)
+    client = sdk(proxy, api_version)
     with pytest.raises(genai_errors.ClientError) as caught:
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert (caught.value.code, caught.value.status) == (429, "RESOURCE_EXHAUSTED")
@@ -281,6 +385,13 @@ def test_sdk_with_a_version_in_its_base_url(proxy):
     ("gemini-2.5-flash:generateContent", {"contents": []}, 400, "INVALID_ARGUMENT", "contents"),
     ("gemini-2.5-flash:generateContent", {"contents": [{"role": "bot", "parts": [{"text": "x"}]}]}, 400,
      "INVALID_ARGUMENT", "contents.0.role"),
+    ("gemini-2.5-flash:generateContent", {"contents": [{"role": ["user"], "parts": [{"text": "x"}]}]}, 400,
+     "INVALID_ARGUMENT", "contents.0.role"),
+    ("gemini-2.5-flash:countTokens", {"contents": [{"role": {"r": 1}, "parts": [{"text": "x"}]}]}, 400,
+     "INVALID_ARGUMENT", "contents.0.role"),
+    ("gemini-2.5-flash:generateContent", {"contents": [{"parts": [
+        {"text": "x"}, {"inlineData": {"mimeType": "image/png", "data": "!!!notbase64"}}]}]}, 400,
+     "INVALID_ARGUMENT", "contents.0.parts.1.inlineData.data: the image data is not valid base64"),
     ("llama-3-70b:generateContent", {"contents": [{"parts": [{"text": "x"}]}]}, 404, "NOT_FOUND", "claude-sonnet-4.5"),
     ("gemini-2.5-flash:embedContent", {"content": {"parts": [{"text": "x"}]}}, 404, "NOT_FOUND", "embedContent"),
 ])
@@ -306,3 +417,27 @@ def test_fake_routes_answer_matching_requests_before_the_queue(proxy, fake):
         assert client.models.generate_content(model="gemini-2.5-flash", contents="rate", config=routed).parsed == {
             "complexity_score": 1}
     assert client.models.generate_content(model="gemini-2.5-flash", contents="hi").text == "main answer"
+
+
+@pytest.mark.parametrize("path", ["/v1beta/models/gemini-2.5-flash:generateContent",
+                                  "/v1/models/gemini-2.5-flash:streamGenerateContent",
+                                  "/v1beta/models/models/gemini-2.5-flash:countTokens"])
+def test_get_on_a_method_is_405_in_gemini_shape(proxy, path):
+    response = proxy.http.get(proxy.url + path, headers={"x-goog-api-key": "gk-test"})
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    error = response.json()["error"]
+    assert error["code"] == 405 and "POST" in error["message"]
+    model = proxy.http.get(proxy.url + "/v1beta/models/gemini-2.5-flash", headers={"x-goog-api-key": "gk-test"})
+    assert (model.status_code, model.json()["name"]) == (200, "models/gemini-2.5-flash")
+
+
+def test_image_base64_is_checked_and_sent_upstream_in_standard_form(proxy, fake):
+    proxy.add_account("acc-A")
+    standard = base64.b64encode(PNG).decode()
+    urlsafe = base64.urlsafe_b64encode(PNG).decode().rstrip("=")
+    response = proxy.http.post(proxy.url + "/v1beta/models/gemini-2.5-flash:generateContent",
+                               headers={"x-goog-api-key": "gk-test"}, json={"contents": [{"parts": [
+                                   {"text": "x"}, {"inlineData": {"mimeType": "image/png", "data": urlsafe}}]}]})
+    assert response.status_code == 200, response.text
+    assert current(fake.requests_to("/generateAssistantResponse")[-1])["images"] == [
+        {"format": "png", "source": {"bytes": standard}}]

@@ -5,6 +5,7 @@ import base64
 import json
 from typing import Iterator
 
+import pydantic
 import pytest
 import sseclient
 
@@ -402,3 +403,125 @@ def test_no_accounts_is_a_retryable_server_error(proxy, client):
         client.chat.completions.create(model="gpt-4o", messages=HI)
     assert caught.value.status_code == 503
     assert "POST /api/accounts" in caught.value.message
+
+
+# ----- JSON mode: the SDK's parse helpers read cleaned answers --------------------------------------
+
+
+class Answer(pydantic.BaseModel):
+    answer: int
+
+
+def test_parse_helper_reads_a_fenced_answer(proxy, fake, client):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer('```json\n{"answer": 4}\n```'))
+    completion = client.chat.completions.parse(model="gpt-4o", messages=[{"role": "user", "content": "2+2?"}],
+                                               response_format=Answer)
+    assert completion.choices[0].message.parsed == Answer(answer=4)
+    assert completion.choices[0].message.content == '{"answer": 4}'
+    assert '"Answer"' in current(fake)["content"]  # the schema went upstream in the prompt
+
+
+def test_parse_helper_reads_a_prose_wrapped_answer(proxy, fake, client):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer("Sure! Here it is:\n", '{"answer": 4}', "\nLet me know if you need more."))
+    completion = client.chat.completions.parse(model="gpt-4o", messages=HI, response_format=Answer)
+    assert completion.choices[0].message.parsed == Answer(answer=4)
+
+
+def test_streaming_parse_helper_reads_a_fenced_answer(proxy, fake, client):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer("```js", 'on\n{"ans', 'wer": 4}', "\n``", "`"))
+    with client.chat.completions.stream(model="gpt-4o", messages=HI, response_format=Answer) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Answer(answer=4)
+    assert final.choices[0].message.content == '{"answer": 4}'
+
+
+def test_json_object_mode_cleans_raw_answers_too(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer('```json\n{"a": 1}\n```'))
+    response = proxy.http.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
+                               json={"model": "gpt-4o", "messages": HI, "response_format": {"type": "json_object"}})
+    assert json.loads(response.json()["choices"][0]["message"]["content"]) == {"a": 1}
+
+
+# ----- validation parity with OpenAI ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"tool_choice": 5}, "tool_choice"),
+    ({"tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+    ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}}, "function_call"),
+    ({"stream": "false"}, "stream"),
+    ({"temperature": "hot"}, "temperature"),
+])
+def test_invalid_fields_are_400_naming_the_field(proxy, fake, fields, param):
+    proxy.add_account("acc-A")
+    response = proxy.http.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
+                               json={"model": "gpt-4o", "messages": HI, **fields})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert fake.requests_to("/generateAssistantResponse") == []
+
+
+# ----- legacy functions / function_call ------------------------------------------------------------
+
+LEGACY = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+          "functions": [WEATHER["function"]]}
+
+
+def test_legacy_functions_get_a_legacy_function_call(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(Script().tool_use("tooluse_l1", "get_weather", '{"city": "Oslo"}').context_usage())
+    response = proxy.http.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
+                               json={**LEGACY, "function_call": {"name": "get_weather"}})
+    (choice,) = response.json()["choices"]
+    assert choice["finish_reason"] == "function_call"
+    assert choice["message"]["content"] is None and "tool_calls" not in choice["message"]
+    assert choice["message"]["function_call"]["name"] == "get_weather"
+    assert json.loads(choice["message"]["function_call"]["arguments"]) == {"city": "Oslo"}
+    assert "You must call the tool `get_weather`" in current(fake)["content"]
+
+
+def test_legacy_functions_stream_delta_function_call(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(Script().tool_use("tooluse_l2", "get_weather", '{"city":', ' "Oslo"}').context_usage())
+    response = proxy.http.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
+                               json={**LEGACY, "stream": True}, stream=True)
+    chunks = [json.loads(e.data) for e in sseclient.SSEClient(response).events() if e.data != "[DONE]"]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert all("tool_calls" not in d for d in deltas)
+    calls = [d["function_call"] for d in deltas if "function_call" in d]
+    assert calls[0] == {"name": "get_weather", "arguments": ""}
+    assert json.loads("".join(c["arguments"] for c in calls)) == {"city": "Oslo"}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "function_call"
+
+
+def test_legacy_round_trip_with_the_sdk(proxy, fake, client):
+    proxy.add_account("acc-A")
+    fake.queue(Script().tool_use("tooluse_l3", "get_weather", '{"city": "Oslo"}').context_usage())
+    first = client.chat.completions.create(**LEGACY)
+    message = first.choices[0].message
+    assert first.choices[0].finish_reason == "function_call" and message.tool_calls is None
+    assert message.function_call.name == "get_weather"
+    fake.queue(text_answer("Snowing."))
+    second = client.chat.completions.create(**{**LEGACY, "messages": LEGACY["messages"] + [
+        message.model_dump(exclude_none=True), {"role": "function", "name": "get_weather", "content": "Snow"}]})
+    assert second.choices[0].message.content == "Snowing." and second.choices[0].finish_reason == "stop"
+    sent = upstream(fake)
+    assert sent["history"][-1]["assistantResponseMessage"]["toolUses"][0]["name"] == "get_weather"
+    assert current(fake)["userInputMessageContext"]["toolResults"][0]["content"] == [{"text": "Snow"}]
+
+
+def test_an_image_data_url_that_is_not_base64_is_a_400(proxy, fake, client):
+    proxy.add_account("acc-A")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is it?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!notbase64"}}]}])
+    error = caught.value.body
+    assert error["type"] == "invalid_request_error" and "not valid base64" in error["message"]
+    assert not fake.requests_to("/generateAssistantResponse")

@@ -15,7 +15,7 @@ import pytest
 from kiroproxy import chat, errors
 from kiroproxy.kiro import errors as kiro_errors
 from kiroproxy.protocols import gemini as proto
-from kiroproxy.protocols import gemini_request
+from kiroproxy.protocols import gemini_thoughts, gemini_tools
 from tests.golden import Goldens, events_from_json, proxy_errors, to_json
 
 pytest.importorskip("google.genai", reason="the official SDKs need Python 3.10 or newer")
@@ -34,8 +34,11 @@ PARSE_CASES = [
 ]
 ENCODE_CASES = [
     "text_only", "thinking_signature", "signature_not_base64", "tool_calls", "heartbeat", "max_tokens",
-    "stop_sequence", "refusal", "error_mid_stream",
+    "stop_sequence", "refusal", "error_mid_stream", "thoughts_hidden", "thought_then_call", "thinking_only",
+    "json_fences",
 ]
+# Encoder options per case; the others show thoughts, as Gemini CLI asks (includeThoughts: true).
+OPTIONS = {"thoughts_hidden": {}, "json_fences": {"json_mode": True}}
 MODEL = "gemini-2.5-flash"
 RESPONSE_ID = "GoldenResponseId01"
 INPUT_TOKENS = 321
@@ -57,12 +60,16 @@ def stream_of(items: List[Dict[str, Any]], **kw: Any) -> chat.Stream:
     return chat.Stream(events_from_json(items), model="claude-sonnet-4.5", input_tokens=INPUT_TOKENS, **kw)
 
 
-def encode_sse(items: List[Dict[str, Any]]) -> bytes:
-    return b"".join(proto.encode_sse(stream_of(items), model=MODEL, response_id=RESPONSE_ID))
+def options(case: str) -> Dict[str, Any]:
+    return OPTIONS.get(case, {"include_thoughts": True})
 
 
-def encode_array(items: List[Dict[str, Any]]) -> bytes:
-    return b"".join(proto.encode_json_array(stream_of(items), model=MODEL, response_id=RESPONSE_ID))
+def encode_sse(items: List[Dict[str, Any]], **kw: Any) -> bytes:
+    return b"".join(proto.encode_sse(stream_of(items), model=MODEL, response_id=RESPONSE_ID, **kw))
+
+
+def encode_array(items: List[Dict[str, Any]], **kw: Any) -> bytes:
+    return b"".join(proto.encode_json_array(stream_of(items), model=MODEL, response_id=RESPONSE_ID, **kw))
 
 
 def sse_documents(raw: bytes) -> List[Optional[Dict[str, Any]]]:
@@ -89,16 +96,16 @@ def sse_documents(raw: bytes) -> List[Optional[Dict[str, Any]]]:
 
 
 def merged_parts(documents: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The stream's parts joined the way a reader joins them: neighbouring texts of the same kind
-    concatenate, and a thought's signature closes that thought."""
+    """The stream's parts joined the way Gemini CLI joins them: a text continues the text before it
+    when both are thoughts or both are not, unless it carries a signature of its own."""
     parts: List[Dict[str, Any]] = []
     for document in documents:
         for part in document["candidates"][0]["content"]["parts"]:
             last = parts[-1] if parts else None
             same_kind = last is not None and "text" in last and "text" in part and \
-                bool(last.get("thought")) == bool(part.get("thought")) and "thoughtSignature" not in last
+                bool(last.get("thought")) == bool(part.get("thought")) and "thoughtSignature" not in part
             if same_kind:
-                parts[-1] = {**last, **part, "text": last["text"] + part["text"]}
+                parts[-1] = {**last, "text": last["text"] + part["text"]}
             else:
                 parts.append(dict(part))
     return parts
@@ -216,7 +223,7 @@ def test_openapi_schema_becomes_json_schema():
         "a": {"type": "STRING", "format": "date-time", "enum": ["x", "y"], "nullable": True},
         "type": {"type": "ARRAY", "max_items": 2, "items": {"type": "INTEGER"}},
         "nullable": {"any_of": [{"type": "NUMBER"}, {"type": "BOOLEAN"}], "nullable": True}}}
-    assert gemini_request.json_schema(legacy) == {
+    assert gemini_tools.json_schema(legacy) == {
         "type": ["object", "null"], "required": ["a"], "properties": {
             "a": {"type": ["string", "null"], "format": "date-time", "enum": ["x", "y", None]},
             "type": {"type": "array", "maxItems": 2, "items": {"type": "integer"}},
@@ -317,27 +324,27 @@ def test_parse_rejects_naming_the_field(document, where):
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_sse_golden(case):
-    actual = encode_sse(GOLDEN.events(case))
+    actual = encode_sse(GOLDEN.events(case), **options(case))
     assert actual == GOLDEN.stored(f"{case}.sse", actual)
     assert b"event:" not in actual and b"[DONE]" not in actual
 
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_json_array_golden(case):
-    actual = encode_array(GOLDEN.events(case))
+    actual = encode_array(GOLDEN.events(case), **options(case))
     assert actual == GOLDEN.stored(f"{case}.json-array", actual)
     assert actual.startswith(b"[") and actual.endswith(b"]")
 
 
 @pytest.mark.parametrize("case", ENCODE_CASES)
 def test_both_stream_shapes_carry_the_same_documents(case):
-    from_sse = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
-    assert json.loads(encode_array(GOLDEN.events(case))) == from_sse
+    from_sse = [d for d in sse_documents(encode_sse(GOLDEN.events(case), **options(case))) if d is not None]
+    assert json.loads(encode_array(GOLDEN.events(case), **options(case))) == from_sse
 
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_every_chunk_validates_and_only_the_last_finishes(case):
-    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
+    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case), **options(case))) if d is not None]
     for document in documents:
         parsed = types.GenerateContentResponse.model_validate(document)
         assert (parsed.model_version, parsed.response_id) == (MODEL, RESPONSE_ID)
@@ -348,8 +355,9 @@ def test_every_chunk_validates_and_only_the_last_finishes(case):
 
 @pytest.mark.parametrize("case", [c for c in ENCODE_CASES if c != "error_mid_stream"])
 def test_stream_replays_to_the_non_streaming_render(case):
-    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None]
-    rendered = proto.render(chat.collect(stream_of(GOLDEN.events(case))), model=MODEL, response_id=RESPONSE_ID)
+    documents = [d for d in sse_documents(encode_sse(GOLDEN.events(case), **options(case))) if d is not None]
+    rendered = proto.render(chat.collect(stream_of(GOLDEN.events(case))), model=MODEL, response_id=RESPONSE_ID,
+                            **options(case))
     candidate = rendered["candidates"][0]
     assert merged_parts(documents) == candidate["content"]["parts"]
     assert documents[-1]["candidates"][0]["finishReason"] == candidate["finishReason"]
@@ -401,7 +409,7 @@ def test_heartbeats_are_blank_lines_in_both_shapes():
     ("thinking_signature", "STOP", (400, 5, 15)),
 ])
 def test_finish_reasons_and_usage(case, finish, counts):
-    final = [d for d in sse_documents(encode_sse(GOLDEN.events(case))) if d is not None][-1]
+    final = [d for d in sse_documents(encode_sse(GOLDEN.events(case), **options(case))) if d is not None][-1]
     usage = final["usageMetadata"]
     assert final["candidates"][0]["finishReason"] == finish
     assert (usage["promptTokenCount"], usage["candidatesTokenCount"], usage["thoughtsTokenCount"]) == counts
@@ -457,14 +465,17 @@ def test_sdk_reads_the_tool_call_stream():
     assert chunks[-1].usage_metadata.cached_content_token_count == 100
 
 
-def test_sdk_reads_thoughts_with_their_signatures():
-    chunks = sdk_chunks(encode_sse(GOLDEN.events("thinking_signature")) + encode_sse(
-        GOLDEN.events("signature_not_base64")))
+def test_sdk_reads_thoughts_and_the_signature_on_the_answer():
+    chunks = sdk_chunks(encode_sse(GOLDEN.events("thinking_signature"), include_thoughts=True) + encode_sse(
+        GOLDEN.events("signature_not_base64"), include_thoughts=True))
     parts = [p for c in chunks for p in c.candidates[0].content.parts]
-    signed = [p.thought_signature for p in parts if p.thought_signature]
-    assert signed[0] == base64.b64decode("EqQBCkYIBxgCKkDsig==")
-    assert signed[1].endswith(b"sig with spaces & symbols!")
     assert "".join(p.text for p in parts if p.thought) == "Let me think.hmm"
+    signed = [p for p in parts if p.thought_signature]
+    assert [(p.thought, p.text) for p in signed] == [(None, "It is 4."), (None, "Done.")]
+    # The SDK holds the signature as bytes; sent back, they carry the reasoning and Kiro's signature.
+    carried = [gemini_thoughts.thought_in(base64.urlsafe_b64encode(p.thought_signature).decode()) for p in signed]
+    assert carried == [chat.Thinking("Let me think.", "EqQBCkYIBxgCKkDsig=="),
+                       chat.Thinking("hmm", "sig with spaces & symbols!")]
 
 
 def test_sdk_reads_past_keepalives():
@@ -492,11 +503,12 @@ def test_render_a_full_reply():
                        usage=chat.Usage(input_tokens=12, output_tokens=9, reasoning_tokens=4),
                        parts=[chat.Thinking("hmm", "EqQBCkYIBxgCKkDsig=="), chat.Thinking("more"), chat.Text(""),
                               chat.Text("Hi"), chat.ToolUse("call_1", "read_file", {"file_path": "/x"})])
-    document = proto.render(reply, model="gemini-3.8-flash", response_id="r1")
+    document = proto.render(reply, model="gemini-3.8-flash", response_id="r1", include_thoughts=True)
+    signature = document["candidates"][0]["content"]["parts"][2].pop("thoughtSignature")
+    assert gemini_thoughts.thought_in(signature) == chat.Thinking("hmm\n\nmore", "EqQBCkYIBxgCKkDsig==")
     assert document == {
         "candidates": [{"content": {"role": "model", "parts": [
-            {"text": "hmm", "thought": True, "thoughtSignature": "EqQBCkYIBxgCKkDsig=="},
-            {"text": "more", "thought": True}, {"text": "Hi"},
+            {"text": "hmm", "thought": True}, {"text": "more", "thought": True}, {"text": "Hi"},
             {"functionCall": {"id": "call_1", "name": "read_file", "args": {"file_path": "/x"}}}]},
             "index": 0, "finishReason": "STOP"}],
         "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 5, "totalTokenCount": 21,
@@ -504,6 +516,17 @@ def test_render_a_full_reply():
         "modelVersion": "gemini-3.8-flash", "responseId": "r1"}
     parsed = types.GenerateContentResponse.model_validate(document)
     assert parsed.function_calls[0].args == {"file_path": "/x"} and parsed.text == "Hi"
+
+
+def test_render_hides_thoughts_unless_asked_but_signs_the_part_after_them():
+    reply = chat.Reply(model=MODEL, parts=[chat.Thinking("secret plan", "sig-1"), chat.ToolUse("c1", "f", {}),
+                                           chat.Text("after")])
+    parts = proto.render(reply, model=MODEL)["candidates"][0]["content"]["parts"]
+    signature = parts[0].pop("thoughtSignature")
+    assert parts == [{"functionCall": {"id": "c1", "name": "f", "args": {}}}, {"text": "after"}]
+    assert gemini_thoughts.thought_in(signature) == chat.Thinking("secret plan", "sig-1")
+    shown = proto.render(reply, model=MODEL, include_thoughts=True)["candidates"][0]["content"]["parts"]
+    assert shown[0] == {"text": "secret plan", "thought": True} and "thoughtSignature" in shown[1]
 
 
 @pytest.mark.parametrize("finish, expected", [
@@ -530,8 +553,8 @@ FENCED = 'Here you go:\n```json\n{"complexity_reasoning": "easy", "complexity_sc
 ])
 def test_json_mode_cuts_the_json_out_of_prose(text, expected):
     reply = chat.Reply(model=MODEL, parts=[chat.Thinking("t"), chat.Text(text)])
-    parts = proto.render(reply, model=MODEL, json_mode=True)["candidates"][0]["content"]["parts"]
-    assert parts == [{"text": "t", "thought": True}, {"text": expected}]
+    parts = proto.render(reply, model=MODEL, json_mode=True, include_thoughts=True)["candidates"][0]["content"]["parts"]
+    assert [p.get("text") for p in parts] == ["t", expected] and "thoughtSignature" in parts[1]
     assert json.loads(parts[1]["text"]) == json.loads(expected)
 
 
@@ -552,19 +575,6 @@ def test_json_mode_joins_split_text_around_a_call_and_keeps_the_call():
 def test_without_json_mode_fenced_text_is_untouched():
     reply = chat.Reply(model=MODEL, parts=[chat.Text(FENCED)])
     assert proto.render(reply, model=MODEL)["candidates"][0]["content"]["parts"] == [{"text": FENCED}]
-
-
-@pytest.mark.parametrize("signature", ["EqQBCkYIBxgCKkDsig==", "abc", "with spaces", "ab+/cd==", "ü-sig", "a"])
-def test_signatures_survive_the_sdk_and_come_back_unchanged(signature):
-    shown = gemini_request.signature_out(signature)
-    types.Part.model_validate({"text": "", "thoughtSignature": shown})  # the SDK decodes it as base64
-    assert gemini_request.signature_in(shown) == signature
-
-
-@pytest.mark.parametrize("placeholder", [
-    "skip_thought_signature_validator", "context_engineering_is_the_way_to_go", ""])
-def test_placeholder_signatures_are_dropped(placeholder):
-    assert gemini_request.signature_in(placeholder) is None
 
 
 # ----- model names -----------------------------------------------------------------------------
@@ -633,7 +643,7 @@ def test_rate_limit_sends_retry_after_and_retry_info(retry_after, seconds):
     (429, "{}", (429, "RESOURCE_EXHAUSTED")),
     (402, '{"reason": "MONTHLY_REQUEST_COUNT"}', (429, "RESOURCE_EXHAUSTED")),
     (400, '{"message": "Input is too long.", "reason": "CONTENT_LENGTH_EXCEEDS_THRESHOLD"}', (400, "INVALID_ARGUMENT")),
-    (403, '{"message": "The bearer token included in the request is invalid."}', (401, "UNAUTHENTICATED")),
+    (403, '{"message": "The bearer token included in the request is invalid."}', (503, "UNAVAILABLE")),
     (400, '{"message": "Improperly formed request."}', (400, "INVALID_ARGUMENT")),
     (503, '{"reason": "INSUFFICIENT_MODEL_CAPACITY"}', (503, "UNAVAILABLE")),
 ])
