@@ -27,6 +27,7 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     app.extensions["kiroproxy"] = services or Services.build(settings)
     app.register_blueprint(proxy.bp)
     app.register_blueprint(admin.bp, url_prefix="/api")
+    app.before_request(guard_unrouted_admin_paths)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     return app
@@ -50,8 +51,31 @@ class PathFix:
         return self.app(environ, start_response)
 
 
+def is_admin_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+# First path segments of the client APIs; other GETs (a browser's "/", favicon) are not API calls.
+CLIENT_API_ROOTS = {"v1", "v1beta", "v1alpha", "models", "chat", "responses", "messages"}
+
+
+def is_client_call(method: str, path: str) -> bool:
+    """A request meant for the client APIs, so a refusal deserves a flow."""
+    if is_admin_path(path):
+        return False
+    return method not in ("GET", "HEAD", "OPTIONS") or path.split("/", 2)[1] in CLIENT_API_ROOTS
+
+
+def guard_unrouted_admin_paths() -> Optional[Response]:
+    """The admin blueprint checks the key only on routes it has: without this, an unknown path or
+    a wrong method under /api would answer 404/405 to anyone and so reveal which routes exist."""
+    if is_admin_path(request.path) and request.routing_exception is not None:
+        return admin.require_admin_key()
+    return None
+
+
 def _render(error: ProxyError) -> Response:
-    if request.path.startswith("/api/"):
+    if is_admin_path(request.path):
         return admin.admin_error(error)
     return proxy.error_response(proxy.protocol_for_request(), error)
 
@@ -70,6 +94,8 @@ def http_error(exc: HTTPException) -> Response:
         error = BadRequest(exc.description or "bad request", status=status)
     else:
         error = ProxyError("internal server error", status=status)
+    if is_client_call(request.method, request.path):
+        proxy.record_rejected(proxy.protocol_for_request(), error)
     return _render(error)
 
 

@@ -17,7 +17,7 @@ import urllib3
 
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
-from .accounts.refresher import Refresher
+from .accounts.refresher import Refresher, failure_text
 from .chat import ChatRequest, Event, Finish, ReplyBuilder, Stream
 from .errors import ProxyError, TooLarge, Truncated, UpstreamError, UpstreamTimeout
 from .exchange import CANCELLED, COMPLETED, STREAMING, Attempt, Exchange, Observer
@@ -85,9 +85,9 @@ class Relay:
     def abort(self, exchange: Exchange, error: ProxyError) -> None:
         """Record a request that failed before any stream existed."""
         exchange.fail(error.status, error.kind, error.message, self.clock())
-        self._finish(exchange)
+        self.finish(exchange)
 
-    def _finish(self, exchange: Exchange) -> None:
+    def finish(self, exchange: Exchange) -> None:
         if exchange.completed_at is None:
             exchange.completed_at = self.clock()
         for observer in self.observers:
@@ -140,7 +140,7 @@ class Relay:
                 exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
                                                  exc.message))
                 if not exc.permanent:
-                    self.pool.cooldown(lease.account_id, 30.0, f"token refresh failed: {exc.message}",
+                    self.pool.cooldown(lease.account_id, 30.0, failure_text(exc),
                                        strike=False)
                 last = UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503,
                                      kind="overloaded")
@@ -223,6 +223,7 @@ class Relay:
             for chunk in _body(response):
                 for frame in decoder.feed(chunk):
                     yield from translator.feed(frame)
+            decoder.finish()  # a corrupt frame held back after good ones raises here
             if decoder.pending:
                 raise Truncated("Kiro's stream ended in the middle of a frame")
             yield from translator.finish()
@@ -275,7 +276,7 @@ class Relay:
             exchange.usage = builder.reply.usage
             if exchange.state == STREAMING:  # an unexpected exception escaped
                 exchange.fail(500, "api_error", "internal error while streaming", self.clock())
-            self._finish(exchange)
+            self.finish(exchange)
 
 
 def _chain(first: List[Event], rest: Iterator[Event]) -> Iterator[Event]:

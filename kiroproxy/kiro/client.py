@@ -52,7 +52,9 @@ class KiroClient:
     def open_chat(self, creds: Credentials, body: Dict[str, Any], host: str) -> requests.Response:
         """POST the payload and return the 200 streaming response (read timeout = first event)."""
         url = host + "/generateAssistantResponse"
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # Lone surrogates (a cut emoji, binary tool output) cannot be UTF-8; the web layer already
+        # replaces them, and Kiro must never get surrogate bytes (surrogatepass), so replace here too.
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
         session = self.sessions.for_account(creds)
         try:
             response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,

@@ -18,7 +18,6 @@ from ..errors import (
     QuotaExhausted,
     RateLimited,
     TooLarge,
-    Unauthorized,
     UpstreamError,
 )
 
@@ -130,7 +129,10 @@ def classify(status: int, body: str = "", retry_after: Optional[str] = None) -> 
         return failure(ROTATE, Overloaded(f"Kiro is overloaded: {shown}", retry_after=wait),
                        cooldown=wait if wait is not None else 2.0, same_account_retry=True)
     if status == 401 or (status == 403 and _BEARER.search(marker)):
-        return failure(REFRESH, Unauthorized(f"Kiro rejected the account's token: {shown}"))
+        # The proxy's own Kiro account failed, not the client's key: clients stop for good on a
+        # 401 ("your API key is wrong"), but retry a 503 while the account is refreshed or swapped.
+        return failure(REFRESH, UpstreamError(f"the Kiro account's token was rejected: {shown}",
+                                              status=503, kind="overloaded"))
     if status == 403:
         return failure(FAIL, Forbidden(f"Kiro refused the request: {shown}"))
     if status == 429:

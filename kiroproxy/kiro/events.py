@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 from ..chat import (
     Event,
     Finish,
+    Heartbeat,
     TextDelta,
     ThinkingDelta,
     ThinkingSignature,
@@ -76,6 +77,7 @@ class Translator:
         self._refusal = False
         self._length_stop = False
         self._flushed = False
+        self._began = False  # a Heartbeat already let the stream start
         self.completed = False  # an end-of-answer signal (context usage or metadata) was seen
         self.saw_output = False  # text, thinking or a tool call was emitted
 
@@ -107,13 +109,14 @@ class Translator:
         return events
 
     def finish(self) -> List[Event]:
-        """Held-back events, then Finish. Raises Truncated when no completion signal was seen or
-        a tool call is still open (its arguments were cut)."""
+        """Held-back events, then Finish. Raises Truncated when no completion signal was seen; a
+        tool call still open at a completed end is closed (sent if its input is whole)."""
         events = self.flush()
-        if self._tools.open_id is not None:
-            raise Truncated("upstream stream ended inside a tool call")
         if not self.completed:
-            raise Truncated("upstream stream ended before the answer was complete")
+            where = "inside a tool call" if self._tools.open_id is not None else "before the answer was complete"
+            raise Truncated(f"upstream stream ended {where}")
+        events += self._separate(self._tools.close())
+        self._note(events)
         return events + [Finish(self._reason())]
 
     def _reason(self) -> str:
@@ -168,7 +171,19 @@ class Translator:
         # A text-form call cannot span a native tool call: release what the extractor holds so
         # the answer keeps its order.
         events = self._visible(self._text_calls.finish())
-        return events + self._tools.feed(payload)
+        self._note(events)
+        events += self._separate(self._tools.feed(payload))
+        if not events and not self.saw_output and not self._began:
+            # A call is held until its input is whole: an answer that opens with one would hold
+            # back the response itself (no headers, no pings) for as long as the input takes.
+            self._began = True
+            return [Heartbeat()]
+        return events
+
+    def _separate(self, events: List[Event]) -> List[Event]:
+        """The only text a tool call yields is a not-run notice: keep it off the answer's last line."""
+        return [TextDelta("\n\n" + e.text) if isinstance(e, TextDelta) and self._saw_text else e
+                for e in events]
 
     def _reasoning(self, payload: dict) -> List[Event]:
         self._last_chunk = ""
@@ -274,24 +289,47 @@ def parse_arguments(raw: str) -> Tuple[dict, bool]:
     return (value, True) if isinstance(value, dict) else ({}, False)
 
 
+def is_cut(raw: str) -> bool:
+    """True when JSON input text stops early (§6.5 "truncated"), not merely malformed."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return exc.pos >= len(raw.rstrip()) or exc.msg.startswith("Unterminated string")
+    return False
+
+
+def unrun_call_notice(name: str, raw: str) -> str:
+    """What the client (and, replayed next turn, the model) reads instead of a broken call."""
+    if is_cut(raw):
+        return (f"[The call to tool {name} was cut off before its input was complete "
+                f"({len(raw)} characters arrived), so it was not run. Make the call again with "
+                f"smaller input, for example by splitting the work into several calls.]")
+    return (f"[The call to tool {name} was not run: its input was not a JSON object. "
+            f"Make the call again with a JSON object as input.]")
+
+
 class _OpenCall:
-    def __init__(self, id: str, name: str, held: Optional[List[Event]]) -> None:
+    def __init__(self, id: str, name: str) -> None:
         self.id = id
         self.name = name
         self.raw = ""
-        # Events kept back while this call may still be a repeat of a finished one (None: live).
-        self.held = held
+        self.held: List[Event] = []  # its start and input fragments, released when it ends well
 
 
 class ToolCalls:
-    """Native tool calls (§6.5): streamed live, deduplicated by id and by name + arguments."""
+    """Native tool calls (§6.5), deduplicated by id and by name + arguments.
+
+    A call is held until it ends: only a call whose input is a whole JSON object reaches the
+    client (start, every fragment, end), so no client ever runs a cut or malformed call. Such a
+    call becomes a TextDelta notice instead and sets `malformed` (a length stop).
+    """
 
     def __init__(self, tool_names: Optional[Mapping[str, str]], new_id: Callable[[], str]) -> None:
         self._names = dict(tool_names or {})
         self._new_id = new_id
         self._open: Optional[_OpenCall] = None
         self._ended: Set[str] = set()
-        self._finished: List[Tuple[str, dict, str]] = []  # name, arguments, raw input text
+        self._finished: List[Tuple[str, dict]] = []  # name, arguments
         self.completed = 0
         self.malformed = False
 
@@ -305,18 +343,17 @@ class ToolCalls:
             return []  # the upstream repeats frames of calls that already stopped
         events: List[Event] = []
         if self._open is not None and self._open.id != call_id:
-            events += self._close()  # calls do not interleave: a new id ends the open one
+            events += self.close()  # calls do not interleave: a new id ends the open one
         if self._open is None:
             name = self._names.get(str(payload.get("name") or ""), str(payload.get("name") or ""))
-            repeatable = any(done_name == name for done_name, _, _ in self._finished)
-            self._open = _OpenCall(call_id, name, [] if repeatable else None)
-            events += self._emit(ToolCallStart(call_id, name))
+            self._open = _OpenCall(call_id, name)
+            self._open.held.append(ToolCallStart(call_id, name))
         fragment = self._fragment(payload.get("input"))
         if fragment:
             self._open.raw += fragment
-            events += self._emit(ToolCallDelta(call_id, fragment))
+            self._open.held.append(ToolCallDelta(call_id, fragment))
         if payload.get("stop") is True:
-            events += self._close()
+            events += self.close()
         return events
 
     def add_whole(self, name: str, args: dict) -> List[Event]:
@@ -326,7 +363,7 @@ class ToolCalls:
             return []
         call_id = self._new_id()
         raw = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
-        self._finished.append((name, args, raw))
+        self._finished.append((name, args))
         self._ended.add(call_id)
         self.completed += 1
         return [ToolCallStart(call_id, name), ToolCallDelta(call_id, raw), ToolCallEnd(call_id, args)]
@@ -338,19 +375,8 @@ class ToolCalls:
             return ""  # a whole object repeated after input already arrived adds nothing
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
-    def _emit(self, event: Event) -> List[Event]:
-        call = self._open
-        if call is None or call.held is None:
-            return [event]
-        call.held.append(event)
-        same_so_far = any(name == call.name and raw.startswith(call.raw)
-                          for name, _, raw in self._finished)
-        if same_so_far:
-            return []
-        released, call.held = call.held, None
-        return released
-
-    def _close(self) -> List[Event]:
+    def close(self) -> List[Event]:
+        """End the open call (if any): its held events, a notice, or nothing for a repeat."""
         call = self._open
         if call is None:
             return []
@@ -359,18 +385,18 @@ class ToolCalls:
         args, ok = parse_arguments(call.raw)
         if not ok:
             self.malformed = True
-            log.warning("Kiro tool call %s ended with cut or malformed arguments (%d chars)",
+            log.warning("Kiro tool call %s ended with cut or malformed arguments (%d chars); not sent",
                         call.id, len(call.raw))
-        elif call.held is not None and self._is_repeat(call.name, args):
+            return [TextDelta(unrun_call_notice(call.name, call.raw))]
+        if self._is_repeat(call.name, args):
             log.info("dropping Kiro tool call %s: it repeats a finished call", call.id)
             return []
-        else:
-            self._finished.append((call.name, args, call.raw))
-            self.completed += 1
-        return (call.held or []) + [ToolCallEnd(call.id, args)]
+        self._finished.append((call.name, args))
+        self.completed += 1
+        return call.held + [ToolCallEnd(call.id, args)]
 
     def _is_repeat(self, name: str, args: dict) -> bool:
-        return any(done_name == name and done_args == args for done_name, done_args, _ in self._finished)
+        return any(done_name == name and done_args == args for done_name, done_args in self._finished)
 
 
 _MORE = "more"  # the held text may still become a call

@@ -10,7 +10,7 @@ import struct
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 PRELUDE_LEN = 12  # total_length, headers_length, prelude_crc
 MIN_FRAME = 16    # prelude + message crc
@@ -67,11 +67,15 @@ class Frame:
 
 
 class Decoder:
-    """Incremental decoder. `feed(chunk)` returns every frame completed by the chunk."""
+    """Incremental decoder. `feed(chunk)` returns every frame completed by the chunk.
+
+    After a DecodeError the stream cannot be trusted: every later feed() and finish() raises it.
+    """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buffer = bytearray()
+        self._error: Optional[DecodeError] = None
 
     @property
     def pending(self) -> int:
@@ -79,26 +83,50 @@ class Decoder:
         return len(self._buffer)
 
     def feed(self, chunk: bytes) -> List[Frame]:
+        """The frames `chunk` completes, in order. Raises DecodeError on a corrupt frame; when good
+        frames came before it in the same call they are returned, and the next call raises."""
+        if self._error is not None:
+            raise self._error
         self._buffer += chunk
         frames: List[Frame] = []
-        while len(self._buffer) >= PRELUDE_LEN:
-            total, headers_len, prelude_crc = struct.unpack_from(">III", self._buffer, 0)
-            if zlib.crc32(bytes(self._buffer[:8])) != prelude_crc:
-                raise CrcError("event-stream prelude CRC mismatch")
-            if total < MIN_FRAME or total > self.max_frame:
-                raise FrameLengthError(f"event-stream frame length {total} out of range")
-            if headers_len > total - MIN_FRAME:
-                raise FrameLengthError(f"event-stream headers length {headers_len} exceeds frame")
-            if len(self._buffer) < total:
-                break
-            frame = bytes(self._buffer[:total])
-            del self._buffer[:total]
-            (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-            if zlib.crc32(frame[:-4]) != message_crc:
-                raise CrcError("event-stream message CRC mismatch")
-            headers = _parse_headers(frame[PRELUDE_LEN:PRELUDE_LEN + headers_len])
-            frames.append(Frame(headers, frame[PRELUDE_LEN + headers_len:-4]))
+        try:
+            frame = self._take()
+            while frame is not None:
+                frames.append(frame)
+                frame = self._take()
+        except DecodeError as exc:
+            self._error = exc
+            if not frames:
+                raise
         return frames
+
+    def finish(self) -> None:
+        """Call when the byte stream ends: raises the DecodeError feed() held back, if any."""
+        if self._error is not None:
+            raise self._error
+
+    def _take(self) -> Optional[Frame]:
+        """The next whole frame off the buffer, or None until more bytes arrive."""
+        if len(self._buffer) < PRELUDE_LEN:
+            return None
+        total, headers_len, prelude_crc = struct.unpack_from(">III", self._buffer, 0)
+        if zlib.crc32(bytes(self._buffer[:8])) != prelude_crc:
+            raise CrcError("event-stream prelude CRC mismatch")
+        if total < MIN_FRAME or total > self.max_frame:
+            raise FrameLengthError(f"event-stream frame length {total} out of range")
+        if headers_len > total - MIN_FRAME:
+            raise FrameLengthError(f"event-stream headers length {headers_len} exceeds frame")
+        if len(self._buffer) < total:
+            return None
+        frame = bytes(self._buffer[:total])
+        (message_crc,) = struct.unpack_from(">I", frame, total - 4)
+        if zlib.crc32(frame[:-4]) != message_crc:
+            raise CrcError("event-stream message CRC mismatch")
+        headers = _parse_headers(frame[PRELUDE_LEN:PRELUDE_LEN + headers_len])
+        # Only a good frame leaves the buffer: a bad one stays counted in `pending`, so a caller
+        # that only checks `pending` at the end of the stream still sees that it did not end cleanly.
+        del self._buffer[:total]
+        return Frame(headers, frame[PRELUDE_LEN + headers_len:-4])
 
 
 def _parse_headers(data: bytes) -> Dict[str, HeaderValue]:

@@ -1,7 +1,8 @@
 """Model catalogue and name resolution shared by every client protocol.
 
 Resolution order: user aliases > Kiro ids > public Claude names > protocol tables (OpenAI, Gemini)
-> family fallback. Pure apart from the lock around the replaceable catalogue; no I/O here.
+> family fallback. A Kiro id is never remapped: one the catalogue lacks passes through unchanged.
+Pure apart from the lock around the replaceable catalogue; no I/O here.
 """
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ BUILTIN: Tuple[ModelInfo, ...] = (
     ModelInfo("claude-opus-4.5", "Claude Opus 4.5"),
     ModelInfo("claude-sonnet-4.6", "Claude Sonnet 4.6"),
     ModelInfo("claude-opus-4.6", "Claude Opus 4.6"),
+    ModelInfo("claude-opus-4.7", "Claude Opus 4.7"),
+    ModelInfo("claude-opus-4.8", "Claude Opus 4.8"),
     ModelInfo("deepseek-3.2", "DeepSeek 3.2", context_window=128_000, images=False),
     ModelInfo("glm-5", "GLM 5", context_window=128_000, images=False),
+    ModelInfo("minimax-m2.1", "MiniMax M2.1", context_window=192_000, images=False),
     ModelInfo("minimax-m2.5", "MiniMax M2.5", context_window=192_000, images=False),
     ModelInfo("qwen3-coder-next", "Qwen3 Coder Next", context_window=256_000, images=False),
 )
@@ -50,6 +54,11 @@ _DATE = r"(?:-\d{8}|-latest|-v\d+(?::\d+)?)"
 _NEW_STYLE = re.compile(rf"^claude-(opus|sonnet|haiku)-(\d+)(?:[-.](\d{{1,2}}))?{_DATE}?$")
 _OLD_STYLE = re.compile(rf"^claude-(\d+)(?:[-.](\d))?-(opus|sonnet|haiku){_DATE}?$")
 _KIRO_ID = re.compile(r"^claude-(opus|sonnet|haiku)-(\d+)(?:\.(\d+))?$")
+# The ids the upstream reference (§4) names, and the shapes only Kiro uses (public Claude names
+# use dashes): these are Kiro's own ids and go upstream as they are, served or not.
+NAMED_IDS = frozenset(m.id for m in BUILTIN)
+_DOTTED_ID = re.compile(r"^claude-(?:opus|sonnet|haiku)-\d+\.\d+$")
+_OLD_BACKEND_ID = re.compile(r"^claude_[a-z0-9_]+_v\d+_\d+$")  # CLAUDE_SONNET_4_20250514_V1_0
 # Claude 3.x names have no Kiro counterpart; the upstream reference maps them to these.
 _LEGACY = {("3", "5", "sonnet"): "claude-sonnet-4", ("3", "5", "haiku"): "claude-haiku-4.5",
            ("3", "", "opus"): "claude-opus-4.5", ("3", "7", "sonnet"): "claude-sonnet-4",
@@ -138,6 +147,10 @@ class Catalog:
             return ids[raw.lower()]
         if key in ids:
             return ids[key]
+        if key in NAMED_IDS or _DOTTED_ID.match(key):
+            return key  # the account's catalogue is the truth: Kiro answers if it lacks this one
+        if _OLD_BACKEND_ID.match(key):
+            return key.upper()
         claude = self._claude(key, ids)
         if claude:
             return claude

@@ -14,6 +14,10 @@ from .sse import sse
 
 NAME = "anthropic"
 BILLING_HEADER = "x-anthropic-billing-header:"
+# Kiro's prompt-tag thinking carries no signature, but clients expect a signature_delta before a
+# thinking block stops (and a signature on it). Kiro never sees signatures (thinking is replayed as
+# text), and parse() drops this one, so it cannot reach any upstream that verifies signatures.
+UNSIGNED = "kiroproxy-unsigned-thinking"
 STOP_REASONS = {"end_turn": "end_turn", "max_tokens": "max_tokens", "tool_use": "tool_use",
                 "stop_sequence": "stop_sequence", "refusal": "refusal"}
 
@@ -39,14 +43,14 @@ def parse(body: Any, *, count_only: bool = False) -> chat.ChatRequest:
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise BadRequest("messages: a non-empty list of messages is required", param="messages")
-    system = [_system_text(body.get("system"))]
+    system = [_system_text(body.get("system"), "system")]
     messages: List[chat.Message] = []
     for index, raw in enumerate(raw_messages):
         if not isinstance(raw, dict):
             raise BadRequest(f"messages.{index}: each message must be an object", param="messages")
         role = raw.get("role")
         if role == "system":  # Claude Code's in-list system entries carry extra instructions
-            system.append(_system_text(raw.get("content")))
+            system.append(_system_text(raw.get("content"), f"messages.{index}.content"))
             continue
         if role not in ("user", "assistant"):
             raise BadRequest(f"messages.{index}.role: must be 'user' or 'assistant', got {role!r}",
@@ -64,12 +68,16 @@ def parse(body: Any, *, count_only: bool = False) -> chat.ChatRequest:
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
         stop=_stops(body.get("stop_sequences")),
         thinking=_thinking(body.get("thinking"), body.get("output_config")),
-        temperature=body.get("temperature") if isinstance(body.get("temperature"), (int, float)) else None,
+        temperature=_number(body.get("temperature")),
         stream=bool(body.get("stream")) and not count_only,
     )
 
 
-def _system_text(system: Any) -> str:
+def _number(value: Any) -> Optional[float]:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _system_text(system: Any, where: str) -> str:
     if system is None:
         return ""
     if isinstance(system, str):
@@ -81,7 +89,7 @@ def _system_text(system: Any) -> str:
             if isinstance(text, str) and text and not text.startswith(BILLING_HEADER):
                 texts.append(text)
         return "\n\n".join(texts)
-    raise BadRequest("system: must be a string or a list of text blocks", param="system")
+    raise BadRequest(f"{where}: must be a string or a list of text blocks", param=where.split(".", 1)[0])
 
 
 def _parts(content: Any, where: str) -> List[chat.Part]:
@@ -111,26 +119,41 @@ def _block(block: Dict[str, Any], where: str) -> Optional[chat.Part]:
     if kind == "image":
         return _image(block.get("source"), where)
     if kind == "document":
-        source = block.get("source") or {}
-        if source.get("type") == "text":
-            return chat.Text(str(source.get("data") or ""))
-        title = block.get("title") or "document"
-        return chat.Text(f"[{title}: attached document omitted; this proxy forwards text and images only]")
+        return _document(block, where)
     if kind == "tool_use":
-        if not block.get("id") or not block.get("name"):
-            raise BadRequest(f"{where}: tool_use blocks need an id and a name", param="messages")
+        call_id, name = block.get("id"), block.get("name")
+        if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}: tool_use blocks need a string id and name", param="messages")
         tool_input = block.get("input")
-        return chat.ToolUse(str(block["id"]), str(block["name"]), tool_input if isinstance(tool_input, dict) else {})
+        return chat.ToolUse(call_id, name, tool_input if isinstance(tool_input, dict) else {})
     if kind == "tool_result":
-        if not block.get("tool_use_id"):
-            raise BadRequest(f"{where}: tool_result blocks need a tool_use_id", param="messages")
+        call_id = block.get("tool_use_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise BadRequest(f"{where}.tool_use_id: tool_result blocks need a string tool_use_id",
+                             param="messages")
         inner = block.get("content")
-        items = [p for p in _parts(inner, where) if isinstance(p, (chat.Text, chat.Image))]
-        return chat.ToolResult(str(block["tool_use_id"]), tuple(items), bool(block.get("is_error")))
+        items = [p for p in _parts(inner, f"{where}.content") if isinstance(p, (chat.Text, chat.Image))]
+        return chat.ToolResult(call_id, tuple(items), bool(block.get("is_error")))
     if kind == "thinking":
-        return chat.Thinking(str(block.get("thinking") or ""), block.get("signature"))
+        signature = block.get("signature")
+        # The placeholder this proxy signs unsigned blocks with is not a signature: never replay it.
+        real = signature if isinstance(signature, str) and signature and signature != UNSIGNED else None
+        return chat.Thinking(str(block.get("thinking") or ""), real)
     # redacted_thinking, server tool blocks, search results...: nothing Kiro can use.
     return None
+
+
+def _document(block: Dict[str, Any], where: str) -> chat.Part:
+    source = block.get("source")
+    if source is None:
+        source = {}
+    if not isinstance(source, dict):
+        raise BadRequest(f"{where}.source: a document source object is required", param="messages")
+    if source.get("type") == "text":
+        return chat.Text(str(source.get("data") or ""))
+    title = block.get("title")
+    title = title if isinstance(title, str) and title else "document"
+    return chat.Text(f"[{title}: attached document omitted; this proxy forwards text and images only]")
 
 
 def _image(source: Any, where: str) -> chat.Part:
@@ -140,7 +163,10 @@ def _image(source: Any, where: str) -> chat.Part:
         data = source.get("data")
         if not isinstance(data, str) or not data:
             raise BadRequest(f"{where}.source.data: base64 image data is required", param="messages")
-        return chat.Image(str(source.get("media_type") or "image/png").lower(), data)
+        media_type = source.get("media_type") or "image/png"
+        if not isinstance(media_type, str):
+            raise BadRequest(f"{where}.source.media_type: must be a string like 'image/png'", param="messages")
+        return chat.Image(media_type.lower(), data)
     if source.get("type") == "url":
         image = chat.image_from_data_url(str(source.get("url") or ""))
         if image is not None:
@@ -196,7 +222,8 @@ def _thinking(thinking: Any, output_config: Any) -> Optional[chat.ThinkingConfig
     kind = thinking.get("type")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
-        return chat.ThinkingConfig("enabled", budget if isinstance(budget, int) else None, effort)
+        budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+        return chat.ThinkingConfig("enabled", budget, effort if isinstance(effort, str) else None)
     if kind == "adaptive":
         return chat.ThinkingConfig("adaptive", None, effort if isinstance(effort, str) else None)
     return None
@@ -215,7 +242,7 @@ def render(reply: chat.Reply, *, model: str, message_id: Optional[str] = None) -
     content: List[Dict[str, Any]] = []
     for part in reply.parts:
         if isinstance(part, chat.Thinking):
-            content.append({"type": "thinking", "thinking": part.text, "signature": part.signature or ""})
+            content.append({"type": "thinking", "thinking": part.text, "signature": part.signature or UNSIGNED})
         elif isinstance(part, chat.Text):
             if part.text:
                 content.append({"type": "text", "text": part.text})
@@ -233,17 +260,27 @@ class _Blocks:
         self.index = -1
         self.kind: Optional[str] = None
         self.tool_id: Optional[str] = None
+        self.signed = False  # the open thinking block has had its signature_delta
 
     def close(self) -> List[bytes]:
         if self.kind is None:
             return []
+        out = []
+        if self.kind == "thinking" and not self.signed:
+            out.append(self.sign(UNSIGNED))
         self.kind = self.tool_id = None
-        return [sse({"type": "content_block_stop", "index": self.index}, "content_block_stop")]
+        out.append(sse({"type": "content_block_stop", "index": self.index}, "content_block_stop"))
+        return out
+
+    def sign(self, signature: str) -> bytes:
+        self.signed = True
+        return self.delta({"type": "signature_delta", "signature": signature})
 
     def open(self, kind: str, block: Dict[str, Any]) -> List[bytes]:
         out = self.close()
         self.index += 1
         self.kind = kind
+        self.signed = False
         out.append(sse({"type": "content_block_start", "index": self.index, "content_block": block},
                        "content_block_start"))
         return out
@@ -276,7 +313,7 @@ def encode_stream(stream: chat.Stream, *, model: str, message_id: Optional[str] 
             elif isinstance(event, chat.ThinkingSignature):
                 if blocks.kind != "thinking":
                     yield from blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                yield blocks.delta({"type": "signature_delta", "signature": event.signature})
+                yield blocks.sign(event.signature)
                 yield from blocks.close()
             elif isinstance(event, chat.ToolCallStart):
                 yield from blocks.open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name,

@@ -7,15 +7,17 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from contextlib import closing
 from types import ModuleType
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import chat, tokens
 from ..errors import BadRequest, ProxyError, Unauthorized
-from ..exchange import Exchange
+from ..exchange import COMPLETED, Exchange
 from ..protocols import anthropic, gemini, openai, sse
 from ..redaction import safe_headers
 
@@ -39,14 +41,71 @@ def error_response(proto: ModuleType, error: ProxyError) -> Response:
     return response
 
 
+# Deeper bodies are refused: the translators (and the flow store) walk request values recursively.
+MAX_DEPTH = 128
+# A \uD800-\uDFFF escape in the raw body: the only way a lone surrogate gets into parsed JSON.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after parsing, a valid pair is one character
+
+
 def json_body() -> Any:
-    raw = request.get_data(cache=True)
+    """The request's JSON, safe to translate. Raises BadRequest when it is empty, invalid or nested
+    deeper than MAX_DEPTH, a 413 ProxyError when it is too large. Lone surrogates (a cut emoji from
+    a JS client, binary tool output) cannot be UTF-8: they become U+FFFD in every string and key."""
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise ProxyError(f"request body larger than {(request.max_content_length or 0) // 2**20} MiB",
+                         status=413, kind="request_too_large") from None
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"the request body nests JSON deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    scrub = _SURROGATE_ESCAPE.search(raw) is not None
+    # Cheap guards first, so an ordinary body is never walked.
+    if scrub or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _clean(body, scrub)
+    return body
+
+
+def _clean(body: Any, scrub: bool) -> None:
+    """Check the nesting depth and, when `scrub`, replace lone surrogates in place. Iterative (one
+    level at a time), so depth never costs stack; json.loads made every container, so changing
+    them is safe. About half the cost of json.loads on a large Claude Code body."""
+    level: List[Any] = [body]
+    depth = 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"the request body nests JSON deeper than {MAX_DEPTH} levels")
+        below: List[Any] = []
+        for value in level:
+            if scrub:
+                _scrub(value)
+            for item in (value.values() if type(value) is dict else value):
+                if type(item) is dict or type(item) is list:
+                    below.append(item)
+        level = below
+        depth += 1
+
+
+def _scrub(value: Any) -> None:
+    """Lone surrogates -> U+FFFD in the keys and string items of one dict or list."""
+    if type(value) is dict:
+        if any(_LONE_SURROGATE.search(key) for key in value):
+            items = [(_LONE_SURROGATE.sub("\ufffd", k), v) for k, v in value.items()]
+            value.clear()
+            value.update(items)
+        keys: Iterable[Any] = list(value)
+    else:
+        keys = range(len(value))
+    for key in keys:
+        item = value[key]
+        if type(item) is str and not item.isascii():
+            value[key] = _LONE_SURROGATE.sub("\ufffd", item)
 
 
 def client_key() -> Optional[str]:
@@ -67,6 +126,27 @@ def check_client_key() -> None:
         raise Unauthorized("invalid API key: send one of the keys configured in api_keys", code="invalid_api_key")
 
 
+def begin_exchange(proto: ModuleType) -> Exchange:
+    """This request's flow record, begun on the relay (the flow store shows it as in flight).
+    Whoever calls this must end it: relay.abort(), relay.open()'s stream, or a finish."""
+    exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "",
+                        headers=safe_headers(request.headers))
+    services().relay.begin(exchange)
+    g.exchange = exchange
+    return exchange
+
+
+def abort_unexpected(exchange: Exchange) -> None:
+    """End the flow of a request that hit a bug; the app's outermost handler logs and answers."""
+    services().relay.abort(exchange, ProxyError("internal server error; see the server log"))
+
+
+def record_rejected(proto: ModuleType, error: ProxyError) -> None:
+    """Record a flow for a client call refused before a view took it (unknown route, wrong method)."""
+    if g.get("exchange") is None:  # a view that began a flow has recorded it already
+        services().relay.abort(begin_exchange(proto), error)
+
+
 def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
                render: Callable[[chat.Reply, chat.ChatRequest, Any], Any],
                encode: Callable[[chat.Stream, chat.ChatRequest, Any], Iterable[bytes]],
@@ -76,9 +156,7 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     render(reply, req, body) returns the JSON document; encode(stream, req, body) yields the
     streamed bytes (it must close the stream when done)."""
     svc = services()
-    exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "",
-                        headers=safe_headers(request.headers))
-    svc.relay.begin(exchange)
+    exchange = begin_exchange(proto)
     try:
         check_client_key()
         body = json_body()
@@ -89,6 +167,9 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     except ProxyError as error:
         svc.relay.abort(exchange, error)
         return error_response(proto, error)
+    except Exception:
+        abort_unexpected(exchange)  # else the flow would stay "pending" for good
+        raise
     gone = request.environ.get("waitress.client_disconnected")
     if gone is not None:
         stream.client_gone = gone
@@ -106,14 +187,28 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
 
 def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
                render: Callable[[int], Any]) -> Response:
-    """A token-counting endpoint: parse, check the model is served, count with the shared tokenizer."""
+    """A token-counting endpoint: parse, check the model is served, count with the shared tokenizer.
+
+    Recorded as a flow like every call, with no token usage: nothing was sent upstream."""
+    svc = services()
+    exchange = begin_exchange(proto)
     try:
         check_client_key()
-        req = parse(json_body())
-        services().catalog.resolve(req.model)
+        body = json_body()
+        exchange.body = body
+        req = parse(body)
+        exchange.request, exchange.requested_model = req, req.model
+        exchange.model = svc.catalog.resolve(req.model)
+        total = tokens.count_request(req)
     except ProxyError as error:
+        svc.relay.abort(exchange, error)
         return error_response(proto, error)
-    return jsonify(render(tokens.count_request(req)))
+    except Exception:
+        abort_unexpected(exchange)
+        raise
+    exchange.state = COMPLETED
+    svc.relay.finish(exchange)  # tells the flow store and stats, as abort() does for failures
+    return jsonify(render(total))
 
 
 # ----- which protocol a request speaks -----------------------------------------------------
@@ -134,10 +229,10 @@ def model_shape() -> str:
 def protocol_for_request() -> ModuleType:
     """Whose error shape fits a request that failed before reaching a view (404, 405, 413...)."""
     path = request.path
-    if path.startswith("/v1/messages"):
+    if "/messages" in path:  # also under a wrong base URL, e.g. /proxy/v1/messages
         return anthropic
     if path.startswith(("/v1beta/", "/v1alpha/")) or path.endswith(GEMINI_ACTIONS):
         return gemini
     if "/models" in path:
         return {"anthropic": anthropic, "gemini": gemini}.get(model_shape(), openai)
-    return openai
+    return anthropic if request.headers.get("anthropic-version") else openai

@@ -7,6 +7,7 @@ import json
 import pytest
 import sseclient
 
+from kiroproxy.kiro import eventstream
 from tests.fakes.scripts import (
     Script,
     bearer_invalid,
@@ -376,3 +377,117 @@ def test_accounts_survive_restart_and_never_echo_tokens(make_proxy, fake):
     assert [a["id"] for a in second.admin("GET", "/accounts").json()["accounts"]] == [account]
     store = second.home / ".kiro-proxy" / "accounts.json"
     assert oct(store.stat().st_mode & 0o777) == "0o600"
+
+
+# ----- the account's own token refused, corrupt frames, cut tool calls, signatures, model ids -----
+
+
+def raw_stream(proxy, **body):
+    """(event name, data) of a streamed /v1/messages call made with plain HTTP."""
+    response = proxy.http.post(proxy.url + "/v1/messages", stream=True, timeout=30,
+                               headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+                               json={"model": "claude-sonnet-4-6", "max_tokens": 256, "stream": True,
+                                     "messages": [{"role": "user", "content": "hi"}], **body})
+    assert response.status_code == 200, response.text
+    return [(e.event, json.loads(e.data)) for e in sseclient.SSEClient(response).events()]
+
+
+def test_account_token_rejected_even_after_refresh_is_a_retryable_overload_not_a_bad_key(proxy, fake):
+    """Claude Code and the SDKs read 401 as "your API key is wrong" and stop for good."""
+    proxy.add_account("acc-A")
+    fake.queue(bearer_invalid(), bearer_invalid())  # the first try and the retry after the refresh
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=64,
+                                   messages=[{"role": "user", "content": "hi"}])
+    assert fake.refresh_count == 1 and len(fake.requests_to("/generateAssistantResponse")) == 2
+    assert caught.value.status_code == 529
+    assert caught.value.body["error"]["type"] == "overloaded_error"
+    assert "Kiro account's token was rejected" in caught.value.body["error"]["message"]
+
+
+def test_account_token_rejected_in_openai_shape_is_503(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(bearer_invalid(), bearer_invalid())
+    response = proxy.http.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer k"},
+                               json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 503
+    assert "Kiro account's token was rejected" in response.json()["error"]["message"]
+
+
+def test_good_frame_before_a_corrupt_one_in_the_same_chunk_still_reaches_the_client(proxy, fake):
+    proxy.add_account("acc-A")
+    good = eventstream.event("assistantResponseEvent", {"content": "kept text"})
+    bad = bytearray(eventstream.event("assistantResponseEvent", {"content": "corrupted"}))
+    bad[-1] ^= 0xFF
+    fake.queue(Script().raw(good + bytes(bad)).context_usage())
+    events = raw_stream(proxy)
+    texts = [data["delta"]["text"] for name, data in events if name == "content_block_delta"]
+    assert texts == ["kept text"]
+    assert events[-1][0] == "error" and "corrupt" in events[-1][1]["error"]["message"]
+
+
+def test_tool_call_cut_mid_input_is_never_streamed_as_a_tool_use(proxy, fake):
+    """kiro-upstream.md §6.5/6.7: execute neither; ask the model for a smaller call."""
+    proxy.add_account("acc-A")
+    tools = [{"name": "write_file", "input_schema": {"type": "object"}}]
+    fake.queue(Script().text("Writing it.").tool_use("tooluse_w", "write_file", '{"path": "a.py", "body": "x')
+               .context_usage())
+    events = raw_stream(proxy, tools=tools)
+    blocks = [data["content_block"]["type"] for name, data in events if name == "content_block_start"]
+    assert "tool_use" not in blocks
+    assert not [d for n, d in events if n == "content_block_delta" and d["delta"]["type"] == "input_json_delta"]
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert text.startswith("Writing it.") and "write_file was cut off" in text and "smaller" in text
+    assert [d["delta"]["stop_reason"] for n, d in events if n == "message_delta"] == ["max_tokens"]
+    assert events[-1][0] == "message_stop"
+
+
+def test_tool_call_cut_mid_input_non_streaming_has_no_tool_use(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(Script().tool_use("tooluse_w", "write_file", '{"q":').context_usage())
+    message = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=256,
+                                         tools=[{"name": "write_file", "input_schema": {"type": "object"}}],
+                                         messages=[{"role": "user", "content": "go"}])
+    assert [b.type for b in message.content] == ["text"]
+    assert "write_file was cut off" in message.content[0].text
+    assert message.stop_reason == "max_tokens"
+
+
+def test_tag_thinking_block_ends_with_a_signature_the_sdk_keeps(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(Script().thinking("I reason").text("The answer.").context_usage())
+    events = raw_stream(proxy, thinking={"type": "enabled", "budget_tokens": 2048})
+    thinking = [(n, d) for n, d in events if d.get("index") == 0 and n in ("content_block_delta", "content_block_stop")]
+    assert [d["delta"]["type"] if n == "content_block_delta" else n for n, d in thinking] == [
+        "thinking_delta", "signature_delta", "content_block_stop"]
+    signature = thinking[1][1]["delta"]["signature"]
+    assert signature
+    # Echoed back next turn, the placeholder never reaches Kiro.
+    fake.queue(text_answer("ok"))
+    sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=256,
+                               thinking={"type": "enabled", "budget_tokens": 2048}, messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "I reason", "signature": signature},
+                                          {"type": "text", "text": "The answer."}]},
+        {"role": "user", "content": "and?"}])
+    sent = fake.requests_to("/generateAssistantResponse")[-1]
+    assert signature not in sent.body.decode("utf-8")
+    assert "I reason" in sent.body.decode("utf-8")
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4.7", "claude-opus-4.8", "minimax-m2.1",
+                                   "CLAUDE_SONNET_4_20250514_V1_0"])
+def test_kiro_ids_from_the_upstream_reference_go_upstream_unchanged(proxy, fake, model):
+    proxy.add_account("acc-A")
+    sdk(proxy).messages.create(model=model, max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+    assert current(fake.requests_to("/generateAssistantResponse")[-1])["modelId"] == model
+
+
+def test_admin_paths_that_do_not_exist_need_the_key_too(proxy):
+    """An unknown path or wrong method under /api must not reveal which routes exist."""
+    for method, path in [("GET", "/api"), ("GET", "/api/"), ("GET", "/api/secret-route"),
+                         ("DELETE", "/api/accounts"), ("PUT", "/api/accounts"), ("POST", "/api/stats")]:
+        response = proxy.http.request(method, proxy.url + path)
+        assert response.status_code == 401, (method, path, response.status_code)
+    assert proxy.admin("GET", "/secret-route").status_code == 404
+    assert proxy.admin("DELETE", "/accounts").status_code == 405

@@ -35,16 +35,16 @@ TABLE = [
     pytest.param(400, body("Invalid profileArn"), PROFILE, 502, "upstream", id="400-invalid-profile"),
     pytest.param(400, body("Request body is invalid", "REQUEST_BODY_INVALID"), PROFILE, 502, "upstream",
                  id="400-request-body-invalid"),
-    pytest.param(401, body("Unauthorized"), REFRESH, 401, "authentication", id="401"),
-    pytest.param(401, "", REFRESH, 401, "authentication", id="401-empty-body"),
+    pytest.param(401, body("Unauthorized"), REFRESH, 503, "overloaded", id="401"),
+    pytest.param(401, "", REFRESH, 503, "overloaded", id="401-empty-body"),
     pytest.param(402, body("You have reached the limit", "MONTHLY_REQUEST_COUNT"), EXHAUSTED, 429, "quota",
                  id="402-monthly"),
     pytest.param(402, body("Overage limit reached", "OVERAGE_REQUEST_LIMIT_EXCEEDED"), EXHAUSTED, 429, "quota",
                  id="402-overage"),
-    pytest.param(403, body("The bearer token included in the request is invalid."), REFRESH, 401,
-                 "authentication", id="403-bearer-invalid"),
-    pytest.param(403, body("The security token included in the request is expired"), REFRESH, 401,
-                 "authentication", id="403-token-expired"),
+    pytest.param(403, body("The bearer token included in the request is invalid."), REFRESH, 503,
+                 "overloaded", id="403-bearer-invalid"),
+    pytest.param(403, body("The security token included in the request is expired"), REFRESH, 503,
+                 "overloaded", id="403-token-expired"),
     pytest.param(403, body("Your account is suspended", "TEMPORARILY_SUSPENDED"), SUSPEND, 403, "permission",
                  id="403-temporarily-suspended"),
     pytest.param(403, body("Your User ID temporarily is suspended."), SUSPEND, 403, "permission",
@@ -265,6 +265,14 @@ def test_type_field_with_a_bearer_message_refreshes():
     failure = errors.classify(403, body("The bearer token included in the request is invalid.",
                                         type_="AccessDeniedException"))
     assert (failure.action, failure.reason) == (REFRESH, "AccessDeniedException")
+
+
+def test_a_rejected_account_token_is_never_shown_to_clients_as_their_own_bad_key():
+    """A 401 makes SDKs and agents stop with "your API key is wrong"; it is the proxy's account."""
+    failure = errors.classify(403, body("The bearer token included in the request is invalid."))
+    assert failure.status != 401 and failure.kind != "authentication"
+    assert (failure.status, failure.kind) == (503, "overloaded")
+    assert "Kiro account's token was rejected" in failure.message
 
 
 def test_type_field_validation_with_improper_request_fails():

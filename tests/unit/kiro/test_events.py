@@ -12,6 +12,7 @@ import pytest
 
 from kiroproxy.chat import (
     Finish,
+    Heartbeat,
     TextDelta,
     ThinkingDelta,
     ThinkingSignature,
@@ -245,13 +246,13 @@ def test_tool_call_in_fragments():
 
 def test_tool_input_given_as_object():
     events = run([tool("t1", "search", {"q": "café", "n": 2}), tool("t1", "search", stop=True), DONE])
-    assert events[:3] == [ToolCallStart("t1", "search"), ToolCallDelta("t1", '{"q":"café","n":2}'),
+    assert events[1:4] == [ToolCallStart("t1", "search"), ToolCallDelta("t1", '{"q":"café","n":2}'),
                           ToolCallEnd("t1", {"q": "café", "n": 2})]
 
 
 def test_tool_input_object_repeated_in_later_frames_is_used_once():
     events = run([tool("t1", "search", {"q": 1}), tool("t1", "search", {"q": 1}, stop=True), DONE])
-    assert events[:3] == [ToolCallStart("t1", "search"), ToolCallDelta("t1", '{"q":1}'),
+    assert events[1:4] == [ToolCallStart("t1", "search"), ToolCallDelta("t1", '{"q":1}'),
                           ToolCallEnd("t1", {"q": 1})]
 
 
@@ -268,7 +269,7 @@ def test_two_consecutive_tool_calls_the_first_without_stop():
         tool("t2", "read", stop=True),
         DONE,
     ])
-    assert events[:6] == [
+    assert events[1:7] == [
         ToolCallStart("t1", "read"), ToolCallDelta("t1", '{"path": "a"}'), ToolCallEnd("t1", {"path": "a"}),
         ToolCallStart("t2", "read"), ToolCallDelta("t2", '{"path": "b"}'), ToolCallEnd("t2", {"path": "b"}),
     ]
@@ -291,26 +292,87 @@ def test_duplicate_frames_after_stop_are_ignored():
 def test_same_tool_with_other_arguments_is_not_a_repeat():
     t = translator()
     feed_all(t, [tool("t1", "ls", '{"dir": "/"}', stop=True)])
-    assert t.feed(frame(*tool("t2", "ls", '{"dir"'))) == []  # may still be a repeat: held
-    assert t.feed(frame(*tool("t2", "ls", ': "/tmp"}'))) == [
-        ToolCallStart("t2", "ls"), ToolCallDelta("t2", '{"dir"'), ToolCallDelta("t2", ': "/tmp"}')]
-    assert t.feed(frame(*tool("t2", "ls", stop=True))) == [ToolCallEnd("t2", {"dir": "/tmp"})]
+    assert t.feed(frame(*tool("t2", "ls", '{"dir"'))) == []
+    assert t.feed(frame(*tool("t2", "ls", ': "/tmp"}'))) == []
+    assert t.feed(frame(*tool("t2", "ls", stop=True))) == [
+        ToolCallStart("t2", "ls"), ToolCallDelta("t2", '{"dir"'), ToolCallDelta("t2", ': "/tmp"}'),
+        ToolCallEnd("t2", {"dir": "/tmp"})]
     assert feed_all(t, [DONE])[-1:] == [Usage(context_percent=12.5)]
     assert t.finish() == [Finish("tool_use")]
 
 
-@pytest.mark.parametrize("raw", ['{"path": "a', '{"a": {"b": 1}', "[1, 2]", "not json", '"text"'])
-def test_cut_or_malformed_tool_input_ends_empty_and_reports_max_tokens(raw):
+def test_an_answer_opening_with_a_tool_call_starts_the_stream_with_one_heartbeat():
+    """The relay answers the client once the first event arrives; a held call must not delay it."""
+    t = translator()
+    assert t.feed(frame(*tool("t1", "write", '{"body": "'))) == [Heartbeat()]
+    assert t.feed(frame(*tool("t1", "write", 'abc"}'))) == []
+    assert t.feed(frame(*tool("t1", "write", stop=True)))[-1] == ToolCallEnd("t1", {"body": "abc"})
+    assert feed_all(t, [tool("t2", "read", '{"p": '), tool("t2", "read", "1}")]) == []  # once is enough
+    after_text = translator()
+    feed_all(after_text, [text("Hi")])
+    assert after_text.feed(frame(*tool("t1", "read", '{"p": '))) == []
+
+
+def test_a_tool_call_reaches_the_client_only_once_its_input_is_whole():
+    """A client runs what it receives: nothing of a call leaves before its stop frame."""
+    t = translator()
+    assert feed_all(t, [text("Writing."), tool("t1", "write", '{"path": "a", '),
+                        tool("t1", "write", '"body": "xyz"}')]) == [TextDelta("Writing.")]
+    assert t.feed(frame(*tool("t1", "write", stop=True))) == [
+        ToolCallStart("t1", "write"), ToolCallDelta("t1", '{"path": "a", '), ToolCallDelta("t1", '"body": "xyz"}'),
+        ToolCallEnd("t1", {"path": "a", "body": "xyz"})]
+
+
+@pytest.mark.parametrize("raw", ['{"q":', '{"path": "a', '{"a": {"b": 1}', '{"a": [1, 2'])
+def test_cut_tool_input_is_never_sent_and_asks_for_a_smaller_call(raw):
+    """§6.5/6.7: a truncated call is executed by no one; the model is told to make a smaller one."""
     events = run([tool("t1", "write", raw), tool("t1", "write", stop=True), DONE])
-    assert events[:3] == [ToolCallStart("t1", "write"), ToolCallDelta("t1", raw), ToolCallEnd("t1", {})]
+    assert not [e for e in events if isinstance(e, (ToolCallStart, ToolCallDelta, ToolCallEnd))]
+    notice = joined(events, TextDelta)
+    assert "write" in notice and "cut off" in notice and "not run" in notice and "smaller" in notice
     assert finish_reason(events) == "max_tokens"
 
 
-def test_open_tool_call_at_the_end_is_truncated():
+@pytest.mark.parametrize("raw", ["[1, 2]", "not json", '"text"', '{"a": 1} {"b": 2}'])
+def test_malformed_tool_input_is_never_sent(raw):
+    events = run([tool("t1", "write", raw), tool("t1", "write", stop=True), DONE])
+    assert not [e for e in events if isinstance(e, (ToolCallStart, ToolCallDelta, ToolCallEnd))]
+    notice = joined(events, TextDelta)
+    assert "not run" in notice and "JSON object" in notice and "cut off" not in notice
+    assert finish_reason(events) == "max_tokens"
+
+
+def test_the_not_run_notice_starts_a_new_paragraph_after_answer_text():
+    events = run([text("I will write it."), tool("t1", "write", '{"body": "'), tool("t1", "write", stop=True), DONE])
+    text_events = [e.text for e in events if isinstance(e, TextDelta)]
+    assert text_events[0] == "I will write it."
+    assert text_events[1].startswith("\n\n[The call to tool write was cut off")
+
+
+def test_a_good_call_before_a_cut_one_is_still_sent():
+    events = run([tool("t1", "read", '{"p": 1}', stop=True), tool("t2", "write", '{"body": "ab', stop=True), DONE])
+    assert [e for e in events if isinstance(e, ToolCallEnd)] == [ToolCallEnd("t1", {"p": 1})]
+    assert "write was cut off" in joined(events, TextDelta)
+
+
+def test_open_tool_call_when_the_stream_is_cut_is_truncated_and_never_sent():
     t = translator()
-    feed_all(t, [tool("t1", "write", '{"content": "abc'), DONE])
-    with pytest.raises(Truncated):
+    out = feed_all(t, [text("Hi"), tool("t1", "write", '{"content": "abc')])
+    assert out == [TextDelta("Hi")]
+    assert t.flush() == []  # even a relay salvaging the partial answer gets no piece of the call
+    with pytest.raises(Truncated, match="inside a tool call"):
         t.finish()
+
+
+def test_tool_call_left_open_at_a_completed_end_is_closed():
+    """No stop frame, but the answer is complete: a whole input is sent, a cut one is reported."""
+    whole = run([tool("t1", "read", '{"p": 1}'), DONE])
+    assert [e for e in whole if not isinstance(e, (Usage, Finish, Heartbeat))] == [
+        ToolCallStart("t1", "read"), ToolCallDelta("t1", '{"p": 1}'), ToolCallEnd("t1", {"p": 1})]
+    assert finish_reason(whole) == "tool_use"
+    cut = run([tool("t1", "write", '{"content": "abc'), DONE])
+    assert "write was cut off" in joined(cut, TextDelta)
+    assert finish_reason(cut) == "max_tokens"
 
 
 def test_restored_tool_names():

@@ -401,6 +401,49 @@ def test_a_bad_frame_after_good_ones_still_raises():
         decoder.feed(bytes(bad))
 
 
+def bad_crc_frame() -> bytes:
+    bad = bytearray(HI_FRAME)
+    bad[-1] ^= 1
+    return bytes(bad)
+
+
+def test_good_frames_before_a_corrupt_one_in_the_same_chunk_are_returned_first():
+    decoder = Decoder()
+
+    assert decoder.feed(HI_FRAME + HI_FRAME + bad_crc_frame()) == [Frame(HI_HEADERS, b'{"content":"Hi"}')] * 2
+    with pytest.raises(CrcError, match="message CRC"):
+        decoder.feed(b"")
+    with pytest.raises(CrcError):
+        decoder.feed(HI_FRAME)  # nothing after a corrupt frame can be trusted
+    with pytest.raises(CrcError):
+        decoder.finish()
+
+
+def test_finish_raises_the_held_back_error_when_the_stream_ends_after_the_corrupt_frame():
+    decoder = Decoder()
+
+    assert len(decoder.feed(HI_FRAME + bad_crc_frame())) == 1
+    assert decoder.pending == len(HI_FRAME)  # the corrupt frame is not silently consumed
+    with pytest.raises(CrcError):
+        decoder.finish()
+
+
+def test_corrupt_prelude_after_a_good_frame_is_held_back_too():
+    raw = bytearray(HI_FRAME)
+    raw[8] ^= 0xFF
+    decoder = Decoder()
+
+    assert len(decoder.feed(HI_FRAME + bytes(raw))) == 1
+    with pytest.raises(CrcError, match="prelude"):
+        decoder.feed(b"")
+
+
+def test_finish_after_a_clean_stream_does_nothing():
+    decoder = Decoder()
+    decoder.feed(HI_FRAME)
+    decoder.finish()
+
+
 @pytest.mark.parametrize("payload", [b"", b"  \n"])
 def test_frame_json_of_empty_payload_is_empty_object(payload):
     assert Frame({}, payload).json() == {}

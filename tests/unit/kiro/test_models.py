@@ -53,12 +53,12 @@ def test_legacy_claude_3_names(name, expected):
 
 
 def test_unknown_minor_version_falls_back_to_the_family():
-    assert catalog().resolve("claude-opus-4-1") == "claude-opus-4.6"
-    assert catalog().resolve("claude-opus-4-1-20250805") == "claude-opus-4.6"
+    assert catalog().resolve("claude-opus-4-1") == "claude-opus-4.8"
+    assert catalog().resolve("claude-opus-4-1-20250805") == "claude-opus-4.8"
 
 
 def test_version_newer_than_anything_served_gives_the_newest_of_the_family():
-    assert catalog().resolve("claude-opus-5-5") == "claude-opus-4.6"
+    assert catalog().resolve("claude-opus-5-5") == "claude-opus-4.8"
     assert catalog().resolve("claude-haiku-9") == "claude-haiku-4.5"
 
 
@@ -79,9 +79,9 @@ def test_context_marker_suffix_is_dropped(name, expected):
 
 @pytest.mark.parametrize("name, expected", [
     ("sonnet", "claude-sonnet-4.6"),
-    ("opus", "claude-opus-4.6"),
+    ("opus", "claude-opus-4.8"),
     ("haiku", "claude-haiku-4.5"),
-    ("Opus", "claude-opus-4.6"),
+    ("Opus", "claude-opus-4.8"),
 ])
 def test_family_names_give_the_current_member(name, expected):
     assert catalog().resolve(name) == expected
@@ -135,8 +135,9 @@ def test_replace_with_the_upstream_catalogue_changes_resolution():
     assert served.resolve("claude-opus-4-6") == "claude-opus-4.8"  # no longer served: family fallback
     assert served.resolve("claude-sonnet-4-20250514") == "claude-sonnet-4.5"
     assert served.source == "upstream" and served.updated_at == 1234.0
+    assert served.resolve("deepseek-3.2") == "deepseek-3.2"  # a Kiro id: Kiro decides, never remapped
     with pytest.raises(ModelNotFound):
-        served.resolve("deepseek-3.2")
+        served.resolve("llama-3")
 
 
 def test_replace_with_nothing_keeps_the_current_catalogue():
@@ -203,3 +204,31 @@ def test_info_for_unknown_id_has_defaults():
     info = catalog().info("claude-unknown")
     assert info.id == "claude-unknown" and info.display_name == "claude-unknown"
     assert catalog().info("glm-5").context_window == 128_000
+
+
+# kiro-upstream.md §4, written out here (not read from the module under test).
+DOC_MODEL_IDS = ["auto", "claude-sonnet-4", "claude-sonnet-4.5", "claude-haiku-4.5", "claude-opus-4.5",
+                 "claude-sonnet-4.6", "claude-opus-4.6", "claude-opus-4.7", "claude-opus-4.8", "deepseek-3.2",
+                 "glm-5", "minimax-m2.1", "minimax-m2.5", "qwen3-coder-next"]
+
+
+def test_the_built_in_list_is_exactly_the_upstream_reference_list():
+    assert sorted(m.id for m in Catalog().models()) == sorted(DOC_MODEL_IDS)
+
+
+@pytest.mark.parametrize("model_id", DOC_MODEL_IDS)
+def test_every_named_kiro_id_resolves_to_itself_served_or_not(model_id):
+    assert catalog().resolve(model_id) == model_id
+    # An account whose catalogue lacks it: Kiro decides (INVALID_MODEL_ID), the proxy never swaps it.
+    assert catalog("claude-sonnet-4.6", "claude-opus-4.6", "claude-haiku-4.5").resolve(model_id) == model_id
+
+
+@pytest.mark.parametrize("model_id", ["claude-opus-4.9", "claude-sonnet-5.1", "CLAUDE-OPUS-4.7"])
+def test_dotted_claude_ids_are_kiro_ids_and_pass_through(model_id):
+    assert catalog().resolve(model_id) == model_id.lower()
+
+
+@pytest.mark.parametrize("name", ["CLAUDE_SONNET_4_20250514_V1_0", "claude_sonnet_4_20250514_v1_0",
+                                  "CLAUDE_3_7_SONNET_20250219_V1_0"])
+def test_old_back_end_ids_pass_through_unchanged(name):
+    assert catalog().resolve(name) == name.upper()

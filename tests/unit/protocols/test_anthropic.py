@@ -162,9 +162,10 @@ REJECTIONS = [
     (anthropic_body(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": [
         {"type": "tool_use", "name": "Read", "input": {}}]}]), "messages.1.content.0", "messages"),
     (anthropic_body(messages=[{"role": "user", "content": [{"type": "tool_result", "content": "x"}]}]),
-     "messages.0.content.0", "messages"),
+     "messages.0.content.0.tool_use_id", "messages"),
     (anthropic_body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                                            "content": 5}]}]), "messages.0.content.0", "messages"),
+                                                            "content": 5}]}]), "messages.0.content.0.content",
+     "messages"),
     (anthropic_body(messages=[{"role": "user", "content": [{"type": "image"}]}]),
      "messages.0.content.0.source", "messages"),
     (anthropic_body(messages=[{"role": "user", "content": [
@@ -339,7 +340,7 @@ def test_render_a_full_reply():
     assert body == {
         "id": "msg_01X", "type": "message", "role": "assistant", "model": "claude-opus-4-5",
         "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig-1"},
-                    {"type": "thinking", "thinking": "more", "signature": ""},
+                    {"type": "thinking", "thinking": "more", "signature": proto.UNSIGNED},
                     {"type": "text", "text": "Hi"},
                     {"type": "tool_use", "id": "toolu_01", "name": "Read", "input": {"file_path": "/x"}}],
         "stop_reason": "tool_use", "stop_sequence": None,
@@ -411,7 +412,8 @@ def test_too_large_uses_the_message_claude_code_parses():
     (429, "{}", (429, "rate_limit_error")),
     (400, '{"message": "Input is too long.", "reason": "CONTENT_LENGTH_EXCEEDS_THRESHOLD"}',
      (400, "invalid_request_error")),
-    (403, '{"message": "The bearer token included in the request is invalid."}', (401, "authentication_error")),
+    # The proxy's own Kiro account was refused: a retryable overload, never the client's bad key.
+    (403, '{"message": "The bearer token included in the request is invalid."}', (529, "overloaded_error")),
 ])
 def test_upstream_failures_render_as_anthropic_errors(status, upstream_body, expected):
     code, body, _ = proto.error_body(kiro_errors.classify(status, upstream_body))
