@@ -31,6 +31,7 @@ class Exchange:
     requested_model: str = ""
     stream: bool = False
     body: Any = None               # the client's JSON body (no headers)
+    raw_body: Optional[bytes] = None  # the same body as the client sent it, when it parsed as-is
     headers: Dict[str, str] = field(default_factory=dict)  # safe headers only (redaction.safe_headers)
     client: str = ""
     request: Any = None            # the parsed chat.ChatRequest, once parsing succeeded

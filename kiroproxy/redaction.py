@@ -1,12 +1,14 @@
 """The one place secrets are removed from anything we store, log or export.
 
 redact() masks values under secret-looking keys and every occurrence of a known secret value
-inside strings. Pure: no I/O.
+inside strings; a Redactor prepares one set of known secrets once so a whole document can be
+checked in one pass per secret. Pure: no I/O.
 """
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 MASK = "[redacted]"
 # A key is secret when its last word names a credential; words start after `_`, `-`, `.` or at a
@@ -21,6 +23,7 @@ SECRET_KEY = re.compile(
 TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-:+/=]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}|\bksk_[A-Za-z0-9]{16,}")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
                 "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client", "x-claude-code-session-id")
+MIN_SECRET = 8  # shorter known values would mask ordinary words all over a flow
 
 
 def is_secret_key(key: str) -> bool:
@@ -29,7 +32,7 @@ def is_secret_key(key: str) -> bool:
 
 def redact(value: Any, known: Iterable[str] = ()) -> Any:
     """A copy of `value` (JSON-like) with secrets masked. `known`: exact secret strings to mask."""
-    secrets = sorted((s for s in known if s and len(s) >= 8), key=len, reverse=True)
+    secrets = sorted((s for s in known if s and len(s) >= MIN_SECRET), key=len, reverse=True)
     return _walk(value, secrets)
 
 
@@ -55,3 +58,45 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 def safe_headers(headers: Mapping[str, str]) -> dict:
     """Only headers that help debugging and never carry credentials."""
     return {k.lower(): v for k, v in headers.items() if k.lower() in SAFE_HEADERS}
+
+
+class Redactor:
+    """One set of known secrets, prepared once: longest first, plus their UTF-8 and JSON-escaped
+    bytes. Masking a big document string by string costs (strings x secrets) substring tests;
+    present() first finds the few secrets that occur anywhere in it (one fast scan per secret, in
+    C), so the masking walk only carries those: usually none.
+
+    Immutable, so threads share it; build a new one (see refreshed()) when the secrets change."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.key = frozenset(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
+        self.secrets: Tuple[str, ...] = tuple(sorted(self.key, key=len, reverse=True))
+        self._utf8 = tuple(s.encode("utf-8", "surrogatepass") for s in self.secrets)
+        # A string's JSON form escapes each character on its own, so a secret occurs inside a JSON
+        # string exactly when its own escaped form occurs in the document's bytes.
+        self._json = tuple(json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+                           for s in self.secrets)
+
+    def refreshed(self, secrets: Iterable[str]) -> Redactor:
+        """This redactor when `secrets` is the same set, else a new one."""
+        key = frozenset(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
+        return self if key == self.key else Redactor(key)
+
+    def present(self, *texts: str) -> Tuple[str, ...]:
+        """The known secrets occurring in any of `texts`, longest first."""
+        return tuple(s for s in self.secrets if any(s in text for text in texts))
+
+    def present_in_utf8(self, data: bytes) -> Tuple[str, ...]:
+        """The known secrets whose UTF-8 bytes occur in `data` (a pickle stores strings as UTF-8)."""
+        return tuple(s for s, raw in zip(self.secrets, self._utf8) if raw in data)
+
+    def present_in_json(self, data: bytes) -> Tuple[str, ...]:
+        """The known secrets occurring inside the strings of a UTF-8 JSON document."""
+        return tuple(s for s, raw in zip(self.secrets, self._json) if raw in data)
+
+    def redact(self, value: Any, present: Optional[Sequence[str]] = None) -> Any:
+        """redact() with only `present` (longest first; default: every known secret)."""
+        return _walk(value, list(self.secrets if present is None else present))
+
+    def text(self, text: str) -> str:
+        return redact_text(text, [s for s in self.secrets if s in text])

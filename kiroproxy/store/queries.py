@@ -1,9 +1,14 @@
-"""Filtering, paging and statistics over flow index entries. Pure: no I/O, no locks."""
+"""Filtering, paging, full-text scanning and statistics over flow index entries.
+
+Pure: no locks, and no I/O of its own (the scan reads search texts through a function it is given).
+"""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import BadRequest
 
@@ -25,31 +30,86 @@ class Filter:
     ids: Optional[Sequence[str]] = None
 
     def matches(self, entry: Mapping[str, Any]) -> bool:
-        if self.ids is not None and entry["id"] not in self.ids:
-            return False
-        if self.protocol and entry.get("protocol") != self.protocol:
-            return False
-        if self.model and self.model not in (entry.get("requested_model"), entry.get("model")):
-            return False
-        if self.account and self.account not in (entry.get("account_id"), entry.get("account_name")):
-            return False
-        if self.state and entry.get("state") != self.state:
-            return False
-        if self.has_error is not None and bool(entry.get("error")) != self.has_error:
-            return False
-        if self.bookmarked is not None and bool(entry.get("bookmarked")) != self.bookmarked:
-            return False
-        if self.tag and self.tag not in entry.get("tags", ()):
-            return False
-        received = entry.get("received_at") or 0.0
-        if self.since is not None and received < self.since:
-            return False
-        if self.until is not None and received > self.until:
-            return False
-        if self.q:
-            text = entry.get("search", "")
-            return all(word in text for word in self.q.lower().split())
-        return True
+        """The metadata fields only: `q` needs the flow's text (see scan())."""
+        return self.predicate()(entry)
+
+    @property
+    def words(self) -> Tuple[str, ...]:
+        return tuple(self.q.lower().split()) if self.q else ()
+
+    def predicate(self) -> Callable[[Mapping[str, Any]], bool]:
+        """A test of the metadata fields that are set; an empty filter costs nothing per entry."""
+        checks: List[Callable[[Mapping[str, Any]], bool]] = []
+        if self.ids is not None:
+            wanted = frozenset(self.ids)
+            checks.append(lambda e: e["id"] in wanted)
+        for name in ("protocol", "state"):
+            value = getattr(self, name)
+            if value:
+                checks.append(lambda e, name=name, value=value: e.get(name) == value)
+        if self.model:
+            checks.append(lambda e: self.model in (e.get("requested_model"), e.get("model")))
+        if self.account:
+            checks.append(lambda e: self.account in (e.get("account_id"), e.get("account_name")))
+        if self.has_error is not None:
+            checks.append(lambda e: bool(e.get("error")) == self.has_error)
+        if self.bookmarked is not None:
+            checks.append(lambda e: bool(e.get("bookmarked")) == self.bookmarked)
+        if self.tag:
+            checks.append(lambda e: self.tag in (e.get("tags") or ()))
+        if self.since is not None:
+            checks.append(lambda e: (e.get("received_at") or 0.0) >= self.since)
+        if self.until is not None:
+            checks.append(lambda e: (e.get("received_at") or 0.0) <= self.until)
+        if not checks:
+            return lambda e: True
+        combined = checks[-1]
+        for check in reversed(checks[:-1]):  # plain `and` chains: no generator per entry
+            combined = (lambda first, rest: lambda e: first(e) and rest(e))(check, combined)
+        return combined
+
+
+def text_matches(words: Sequence[str], text: Optional[str]) -> bool:
+    """Every word (lowercased) occurs in the (lowercased) text."""
+    return text is not None and all(word in text for word in words)
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float = 1.0
+    bytes: int = 256 * 2**20  # of search text decompressed
+
+
+@dataclass(frozen=True)
+class Scan:
+    matched: List[Any]      # matching candidates, in the order given (newest first)
+    examined: int
+    last: Optional[Any]     # the last candidate examined
+    complete: bool          # every candidate was examined
+    partial: bool           # the budget ran out before `want` matches were found
+
+
+def scan(candidates: Sequence[Any], words: Sequence[str], want: int,
+         text_of: Callable[[Any], Tuple[Optional[str], int]], budget: Budget,
+         clock: Callable[[], float] = time.monotonic) -> Scan:
+    """Read candidates' texts in order until `want` match or the budget is spent.
+    text_of(candidate) -> (lowercased text or None when unreadable, bytes it cost)."""
+    deadline = clock() + budget.seconds
+    spent = 0
+    matched: List[Any] = []
+    examined = 0
+    for candidate in candidates:
+        if len(matched) >= want:
+            break
+        if examined and (spent >= budget.bytes or clock() >= deadline):
+            return Scan(matched, examined, candidates[examined - 1], False, True)
+        text, cost = text_of(candidate)
+        spent += cost
+        examined += 1
+        if text_matches(words, text):
+            matched.append(candidate)
+    last = candidates[examined - 1] if examined else None
+    return Scan(matched, examined, last, examined == len(candidates), False)
 
 
 def _bool(value: Optional[str], name: str) -> Optional[bool]:
@@ -63,13 +123,25 @@ def _bool(value: Optional[str], name: str) -> Optional[bool]:
     raise BadRequest(f"{name} must be true or false", param=name)
 
 
-def _number(value: Optional[str], name: str) -> Optional[float]:
+def _time(value: Any, name: str) -> Optional[float]:
+    """Epoch seconds, or an ISO-8601 time (`Z` or an offset; UTC when it has none)."""
     if value is None or value == "":
         return None
-    try:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
     except ValueError:
-        raise BadRequest(f"{name} must be a number (epoch seconds)", param=name) from None
+        pass
+    try:
+        # Python 3.9's fromisoformat() does not read the `Z` suffix.
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        raise BadRequest(f"{name} must be epoch seconds or an ISO-8601 time", param=name) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def filter_from(args: Mapping[str, Any]) -> Filter:
@@ -89,8 +161,8 @@ def filter_from(args: Mapping[str, Any]) -> Filter:
     return Filter(protocol=text("protocol"), model=text("model"), account=text("account"), state=text("state"),
                   has_error=_bool(_str_or_none(args.get("has_error")), "has_error"),
                   bookmarked=_bool(_str_or_none(args.get("bookmarked")), "bookmarked"),
-                  tag=text("tag"), since=_number(_str_or_none(args.get("since")), "since"),
-                  until=_number(_str_or_none(args.get("until")), "until"), q=text("q"),
+                  tag=text("tag"), since=_time(args.get("since"), "since"),
+                  until=_time(args.get("until"), "until"), q=text("q"),
                   ids=tuple(ids) if ids is not None else None)
 
 
@@ -116,8 +188,10 @@ def paging(args: Mapping[str, Any]) -> tuple:
             raise BadRequest(f"{name} must not be negative", param=name)
         return value
 
-    limit = min(integer("limit", 50) or 50, MAX_LIMIT)
-    return limit, integer("offset", 0) or 0, integer("cursor", None)
+    limit = integer("limit", 50)
+    if not limit:
+        raise BadRequest("limit must be at least 1", param="limit")
+    return min(limit, MAX_LIMIT), integer("offset", 0) or 0, integer("cursor", None)
 
 
 def percentiles(values: Iterable[float], points: Sequence[int] = (50, 90, 99)) -> Dict[str, Optional[float]]:

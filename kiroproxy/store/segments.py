@@ -1,32 +1,90 @@
-"""The flow store on disk: small TinyDB index segments plus one compressed body file per flow.
+"""The flow store's files: append-only index logs plus one compressed body file per flow.
 
-    flows/index/seg-000042.json     TinyDB: the index entries of up to SEGMENT_SIZE flows
-    flows/bodies/000042/<id>.json.gz  the whole flow (entry + redacted bodies), gzip
+    flows/index/seg-000042.jsonl      index log of up to SEGMENT_SIZE flows, one JSON object a line:
+                                      {"add": entry} | {"set": id, <marks>} | {"del": [ids]}
+    flows/bodies/000042/<id>.json.gz  body file, written once: two gzip members, the flow's
+                                      search text, then its record JSON (whose long strings
+                                      point into the search text instead of repeating it)
 
-Only the newest segment is rewritten as flows arrive, so a write costs at most one segment, not
-the whole history. Every file is replaced atomically. Body files repeat their index entry, so a
-segment lost to a crash or corruption is rebuilt from its bodies when the store opens.
+An index write appends a few lines (fsync'd), never rewrites history; a segment is rewritten
+whole only when compacted or repaired, atomically. Body files are replaced atomically. Stores of
+the previous layout (TinyDB seg-NNNNNN.json, one-member bodies holding a "search" snippet) stay
+readable. No policy here: what to write and when is the flow store's business.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import re
 import time
+import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
-from tinydb import TinyDB
-
-from .jsondb import AtomicStorage, StoreError, write_atomic
+from .jsondb import write_atomic
+from .records import restore
 
 log = logging.getLogger(__name__)
 
 SEGMENT_SIZE = 100
-_SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.json$")
+COMPRESSION = 5
+_CHUNK = 64 * 1024
+_SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.jsonl?$")
 _FLOW_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
+_BODY_SUFFIX = ".json.gz"
+
+
+class DamagedBody(ValueError):
+    """A body file that cannot be decoded."""
+
+
+def line(record: Dict[str, Any]) -> bytes:
+    """One index log line, newline included."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _gzip(data: bytes) -> bytes:
+    packer = zlib.compressobj(COMPRESSION, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    return packer.compress(data) + packer.flush()
+
+
+def encode_body(search: str, record: Dict[str, Any]) -> bytes:
+    """A body file's bytes. Search text first, so a search stops reading after it."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _gzip(search.encode("utf-8", "surrogatepass")) + _gzip(text.encode("utf-8", "surrogatepass"))
+
+
+def _first_member(handle: BinaryIO) -> Tuple[bytes, bytes, int]:
+    """(decompressed first gzip member, bytes read past it, compressed bytes read)."""
+    unpacker = zlib.decompressobj(31)
+    out: List[bytes] = []
+    read = 0
+    while not unpacker.eof:
+        chunk = handle.read(_CHUNK)
+        if not chunk:
+            raise DamagedBody("cut short")
+        read += len(chunk)
+        out.append(unpacker.decompress(chunk))
+    return b"".join(out), unpacker.unused_data, read
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def parse_record(data: bytes, search: str = "", flow_id: str = "") -> Optional[Dict[str, Any]]:
+    """A body record from its JSON bytes and search text (see Disk.read_parts), its long
+    strings put back; None when it is not one."""
+    try:
+        record = json.loads(_decode(data))
+    except ValueError as exc:
+        log.warning("flow body %s is unreadable: %s", flow_id, exc)
+        return None
+    if not isinstance(record, dict):
+        return None
+    record.pop("search", None)  # previous layout
+    return restore(record, search)
 
 
 class Disk:
@@ -41,34 +99,27 @@ class Disk:
     # ----- paths -------------------------------------------------------------------------
 
     def segment_path(self, segment: int) -> Path:
+        return self.index_dir / f"seg-{segment:06d}.jsonl"
+
+    def legacy_path(self, segment: int) -> Path:
         return self.index_dir / f"seg-{segment:06d}.json"
+
+    def body_folder(self, segment: int) -> Path:
+        return self.bodies_dir / f"{segment:06d}"
 
     def body_path(self, segment: int, flow_id: str) -> Path:
         if not _FLOW_ID.match(flow_id):
             raise ValueError(f"not a flow id: {flow_id!r}")
-        return self.bodies_dir / f"{segment:06d}" / f"{flow_id}.json.gz"
+        return self.body_folder(segment) / f"{flow_id}{_BODY_SUFFIX}"
 
-    # ----- writing -----------------------------------------------------------------------
+    # ----- bodies ------------------------------------------------------------------------
 
-    def write_body(self, segment: int, flow_id: str, record: Dict[str, Any]) -> int:
-        """Write one flow's body file atomically; returns its size in bytes."""
+    def write_body(self, segment: int, flow_id: str, data: bytes) -> int:
+        """Write one body file atomically (see encode_body); returns its size in bytes."""
         path = self.body_path(segment, flow_id)
         path.parent.mkdir(exist_ok=True)
-        data = gzip.compress(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-                             compresslevel=5)
         write_atomic(path, data, 0o600)
         return len(data)
-
-    def write_segment(self, segment: int, entries: List[Dict[str, Any]]) -> int:
-        """Replace a segment's index with `entries` (deleting it when empty); returns bytes written."""
-        path = self.segment_path(segment)
-        if not entries:
-            self.remove_segment(segment)
-            return 0
-        storage = AtomicStorage(str(path))
-        document = {"_default": {str(n + 1): entry for n, entry in enumerate(entries)}}
-        storage.write(document)
-        return path.stat().st_size
 
     def remove_body(self, segment: int, flow_id: str) -> None:
         try:
@@ -76,35 +127,176 @@ class Disk:
         except FileNotFoundError:
             pass
 
-    def remove_segment(self, segment: int) -> None:
+    def read_parts(self, segment: int, flow_id: str) -> Optional[Tuple[str, bytes]]:
+        """(search text as stored, record JSON bytes) of a body file; None when missing or
+        unreadable. A body of the previous layout has no search text: ("", its record)."""
         try:
-            self.segment_path(segment).unlink()
-        except FileNotFoundError:
-            pass
-        folder = self.bodies_dir / f"{segment:06d}"
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-    # ----- reading -----------------------------------------------------------------------
-
-    def read_body(self, segment: int, flow_id: str) -> Optional[Dict[str, Any]]:
-        try:
-            raw = self.body_path(segment, flow_id).read_bytes()
-            return json.loads(gzip.decompress(raw))
+            with open(self.body_path(segment, flow_id), "rb") as handle:
+                first, rest, _ = _first_member(handle)
+                rest += handle.read()
+            if not rest:  # previous layout: one member, the record itself
+                return "", first
+            unpacker = zlib.decompressobj(31)
+            data = unpacker.decompress(rest)
+            if not unpacker.eof:
+                raise DamagedBody("record cut short")
+            return _decode(first), data
         except FileNotFoundError:
             return None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, zlib.error, DamagedBody, ValueError) as exc:
             log.warning("flow body %s is unreadable: %s", flow_id, exc)
             return None
 
-    def body_size(self, segment: int, flow_id: str) -> int:
+    def read_record(self, segment: int, flow_id: str) -> Optional[Dict[str, Any]]:
+        parts = self.read_parts(segment, flow_id)
+        return parse_record(parts[1], parts[0], flow_id) if parts is not None else None
+
+    def read_search(self, segment: int, flow_id: str) -> Tuple[Optional[str], int]:
+        """(the flow's search text lowercased, bytes decompressed); (None, 0) when unreadable.
+        Reads only the first member of the file."""
         try:
-            return self.body_path(segment, flow_id).stat().st_size
+            with open(self.body_path(segment, flow_id), "rb") as handle:
+                first, rest, _ = _first_member(handle)
+                if rest or handle.read(1):
+                    return _decode(first).lower(), len(first)
+            record = json.loads(_decode(first))  # previous layout: the record holds a snippet
+            return str(record.get("search", "")).lower(), len(first)
+        except FileNotFoundError:
+            return None, 0
+        except (OSError, zlib.error, DamagedBody, ValueError, AttributeError) as exc:
+            log.warning("flow body %s is unreadable: %s", flow_id, exc)
+            return None, 0
+
+    def body_ids(self, segment: int) -> Dict[str, int]:
+        """The flow ids with a body file in a segment's folder, with their sizes."""
+        folder = self.body_folder(segment)
+        found: Dict[str, int] = {}
+        try:
+            with os.scandir(folder) as items:
+                for item in items:
+                    flow_id = item.name[:-len(_BODY_SUFFIX)] if item.name.endswith(_BODY_SUFFIX) else ""
+                    if _FLOW_ID.match(flow_id):
+                        try:
+                            found[flow_id] = item.stat().st_size
+                        except OSError:
+                            pass
+        except FileNotFoundError:
+            pass
+        return found
+
+    # ----- index logs --------------------------------------------------------------------
+
+    def append(self, segment: int, records: List[Dict[str, Any]]) -> int:
+        """Append lines to a segment's log and fsync; returns the file's new size."""
+        path = self.segment_path(segment)
+        data = b"".join(line(r) for r in records)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            before = os.fstat(fd).st_size
+            if before and os.pread(fd, 1, before - 1) != b"\n":
+                data = b"\n" + data  # never glue a line onto a fragment a failed write left
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, before)  # leave no half line for the next append to follow
+                except OSError:
+                    pass
+                raise
+            if not before:
+                self._sync_folder(self.index_dir)
+            return before + len(data)
+        finally:
+            os.close(fd)
+
+    def rewrite(self, segment: int, records: List[Dict[str, Any]]) -> int:
+        """Replace a segment's log atomically (removing it when empty); returns its size."""
+        if not records:
+            self.remove_segment(segment)
+            return 0
+        data = b"".join(line(r) for r in records)
+        write_atomic(self.segment_path(segment), data, 0o600)
+        return len(data)
+
+    def remove_segment(self, segment: int) -> None:
+        for path in (self.segment_path(segment), self.legacy_path(segment)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        folder = self.body_folder(segment)
+        try:
+            folder.rmdir()  # only when empty: a folder that still holds bodies stays
+        except OSError:
+            pass
+
+    def read_log(self, segment: int) -> Tuple[List[Dict[str, Any]], bool]:
+        """(the log's records, damaged). A last line cut short by a crash is cut off the file; a
+        damaged line elsewhere moves the file aside (the caller rewrites the segment)."""
+        path = self.segment_path(segment)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return [], False
+        records: List[Dict[str, Any]] = []
+        bad = 0
+        lines = raw.split(b"\n")
+        for n, text in enumerate(lines):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(_decode(text))
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            elif n == len(lines) - 1:  # the torn tail of an interrupted append
+                with open(path, "r+b") as handle:
+                    handle.truncate(len(raw) - len(text))
+                log.info("flow index %s: dropped a line cut short by a crash", path.name)
+            else:
+                bad += 1
+        if bad:
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            os.replace(path, aside)
+            log.warning("flow index %s had %d damaged line(s); moved to %s and rebuilt", path.name, bad, aside.name)
+        return records, bool(bad)
+
+    def read_legacy(self, segment: int) -> Optional[List[Dict[str, Any]]]:
+        """The entries of a previous-layout TinyDB segment; None when it is absent or damaged
+        (a damaged one is moved aside: its flows come back from their body files)."""
+        path = self.legacy_path(segment)
+        if not path.exists():
+            return None
+        try:
+            document = json.loads(path.read_bytes())
+            table = document["_default"]
+            return [dict(entry) for entry in table.values() if isinstance(entry, dict) and "id" in entry]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            os.replace(path, aside)
+            log.warning("flow index %s was damaged (%s); moved to %s", path.name, exc, aside.name)
+            return None
+
+    def remove_legacy(self, segment: int) -> None:
+        try:
+            self.legacy_path(segment).unlink()
+        except FileNotFoundError:
+            pass
+
+    def log_size(self, segment: int) -> int:
+        try:
+            return self.segment_path(segment).stat().st_size
         except OSError:
             return 0
 
+    # ----- the whole store ---------------------------------------------------------------
+
     def segments(self) -> List[int]:
-        found = set()
+        found: Set[int] = set()
         for name in os.listdir(self.index_dir):
             match = _SEGMENT_FILE.match(name)
             if match:
@@ -114,54 +306,7 @@ class Disk:
                 found.add(int(name))
         return sorted(found)
 
-    def load(self) -> Iterator[Tuple[int, List[Dict[str, Any]], bool]]:
-        """Every segment's entries, oldest first: (segment, entries, repaired).
-
-        A segment that is missing, truncated or corrupt is rebuilt from its body files; body
-        files the index does not know (a crash between the two writes) are added back."""
-        self._sweep_temp_files()
-        for segment in self.segments():
-            entries, repaired = self._read_segment(segment)
-            known = {e["id"] for e in entries}
-            folder = self.bodies_dir / f"{segment:06d}"
-            if folder.is_dir():
-                for name in os.listdir(folder):
-                    flow_id = name[:-len(".json.gz")] if name.endswith(".json.gz") else ""
-                    if flow_id and flow_id not in known and _FLOW_ID.match(flow_id):
-                        entry = self._entry_from_body(segment, flow_id)
-                        if entry is not None:
-                            entries.append(entry)
-                            repaired = True
-            entries.sort(key=lambda e: e.get("seq", 0))
-            if repaired:
-                self.write_segment(segment, entries)
-            yield segment, entries, repaired
-
-    def _read_segment(self, segment: int) -> Tuple[List[Dict[str, Any]], bool]:
-        path = self.segment_path(segment)
-        if not path.exists():
-            return [], True
-        try:
-            db = TinyDB(str(path), storage=AtomicStorage)
-            entries = [dict(doc) for doc in db.all()]
-            db.close()
-            return entries, False
-        except (StoreError, ValueError) as exc:
-            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            os.replace(path, aside)
-            log.warning("flow index %s was damaged (%s); moved to %s and rebuilt from flow bodies",
-                        path.name, exc, aside.name)
-            return [], True
-
-    def _entry_from_body(self, segment: int, flow_id: str) -> Optional[Dict[str, Any]]:
-        record = self.read_body(segment, flow_id)
-        if not record or not isinstance(record.get("flow"), dict):
-            return None
-        entry = dict(record["flow"])
-        entry["search"] = record.get("search", "")
-        return entry
-
-    def _sweep_temp_files(self) -> None:
+    def sweep_temp_files(self) -> None:
         for folder, _, names in os.walk(self.root):
             for name in names:
                 if name.startswith(".") and name.endswith(".tmp"):
@@ -179,3 +324,16 @@ class Disk:
                 except OSError:
                     pass
         return total
+
+    @staticmethod
+    def _sync_folder(folder: Path) -> None:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

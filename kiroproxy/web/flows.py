@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from flask import Response, jsonify, request
 
 from .. import __version__, tokens
-from ..errors import BadRequest
+from ..errors import BadRequest, ProxyError
 from ..store.queries import Filter, filter_from, paging, summarize
-from .admin import attachment, body_object, bp, services
+from .admin import admin_error, attachment, body_object, bp, services
 
 
 @bp.get("/flows")
@@ -26,6 +26,15 @@ def list_flows() -> Response:
 def flow_stats() -> Response:
     args = request.args.to_dict()
     return jsonify(services().flows.summary(filter_from(args)))
+
+
+@bp.get("/flows/export")
+def export_needs_post() -> Response:
+    # Without this route the GET would reach get_flow() and answer "no flow with id 'export'".
+    response = admin_error(ProxyError("export takes POST with a JSON body (filters or ids, format)",
+                                      status=405, kind="invalid_request"))
+    response.headers["Allow"] = "POST"
+    return response
 
 
 @bp.get("/flows/<flow_id>")

@@ -69,6 +69,9 @@ def json_body() -> Any:
     # Cheap guards first, so an ordinary body is never walked.
     if scrub or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
         _clean(body, scrub)
+    # The flow store keeps these bytes instead of copying the parsed body on the request thread
+    # (immutable, so nothing the request does later can reach the record); not after a scrub.
+    g.raw_json = None if scrub else raw
     return body
 
 
@@ -160,7 +163,7 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     try:
         check_client_key()
         body = json_body()
-        exchange.body = body
+        exchange.body, exchange.raw_body = body, g.get("raw_json")
         req = parse(body)
         exchange.request, exchange.requested_model, exchange.stream = req, req.model, req.stream
         stream = svc.relay.open(req, exchange)
@@ -195,7 +198,7 @@ def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     try:
         check_client_key()
         body = json_body()
-        exchange.body = body
+        exchange.body, exchange.raw_body = body, g.get("raw_json")
         req = parse(body)
         exchange.request, exchange.requested_model = req, req.model
         exchange.model = svc.catalog.resolve(req.model)

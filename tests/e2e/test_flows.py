@@ -235,7 +235,7 @@ def test_a_store_truncated_mid_write_reopens_with_earlier_flows(make_proxy, fake
     ids = [f["id"] for f in flows(first)["flows"]]
     first.stop()
     store = first.home / ".kiro-proxy" / "flows"
-    (segment,) = sorted((store / "index").glob("seg-*.json"))
+    (segment,) = sorted((store / "index").glob("seg-*.jsonl"))
     raw = segment.read_bytes()
     segment.write_bytes(raw[: len(raw) // 2])  # the crash: index cut mid-write
     body = next((store / "bodies").rglob(f"{ids[0]}.json.gz"))
@@ -243,11 +243,50 @@ def test_a_store_truncated_mid_write_reopens_with_earlier_flows(make_proxy, fake
     (store / "bodies" / body.parent.name / ".half.json.gz.1.2.tmp").write_bytes(b"partial")
     second = make_proxy()
     recovered = [f["id"] for f in flows(second)["flows"]]
-    assert recovered[-3:] == ids[-3:]  # the earlier flows are all there
-    assert list((store / "index").glob("seg-*.json.corrupt-*"))
+    assert recovered == ids[1:]  # the earlier flows are all there; the damaged one is gone
     assert not list(store.rglob("*.tmp"))
+    assert segment.read_bytes().endswith(b"\n")
     anthropic_call(second, "after the crash")
     assert flows(second)["total"] == len(recovered) + 1
+
+
+def test_full_text_search_reaches_every_part_of_a_long_conversation(proxy, fake):
+    proxy.add_account("acc-A")
+    fake.queue(text_answer("filler words " * 300 + " UniqueWordInTail"))
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "system": "SystemWord is in the system prompt",
+            "messages": [{"role": "user", "content": "earlier EarlierWord"}, {"role": "assistant", "content": "ok"},
+                         {"role": "user", "content": "pad " * 1000 + " LateUserWord"}]}
+    assert proxy.http.post(proxy.url + "/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY}).status_code == 200
+    anthropic_call(proxy, "an unrelated question")
+    for written in (False, True):
+        for word in ("uniquewordintail", "SYSTEMWORD", "EarlierWord", "LateUserWord", "systemword lateuserword"):
+            found = flows(proxy, q=word)
+            assert found["total"] == 1 and found["partial"] is False, (word, written)
+        settle(proxy)
+    detail = proxy.admin("GET", f"/flows/{flows(proxy, q='lateuserword')['flows'][0]['id']}").json()
+    assert detail["request"]["body"]["messages"][2]["content"].endswith("LateUserWord")
+    assert detail["response"]["text"].endswith("UniqueWordInTail")
+
+
+def test_paging_and_time_parameters(proxy, fake):
+    proxy.add_account("acc-A")
+    anthropic_call(proxy, "one")
+    assert proxy.admin("GET", "/flows", params={"limit": 0}).status_code == 400
+    assert proxy.admin("GET", "/logs", params={"limit": 0}).status_code == 400
+    newest = flows(proxy)["flows"][0]["received_at"]
+    from datetime import datetime, timezone
+    before = datetime.fromtimestamp(newest - 60, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    after = datetime.fromtimestamp(newest + 60, tz=timezone.utc).isoformat()
+    assert flows(proxy, since=before)["total"] == 1 and flows(proxy, since=after)["total"] == 0
+    assert flows(proxy, until=before)["total"] == 0
+    bad = proxy.admin("GET", "/flows", params={"since": "yesterday"})
+    assert bad.status_code == 400 and "ISO-8601" in bad.json()["error"]["message"]
+
+
+def test_export_needs_post(proxy):
+    response = proxy.admin("GET", "/flows/export")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json()["error"]["type"] == "invalid_request" and "POST" in response.json()["error"]["message"]
 
 
 def test_stats_logs_and_status(proxy, fake):

@@ -10,10 +10,21 @@ still masked by the token shapes and the known secrets.
 from __future__ import annotations
 
 import copy
+import json
+import pickle
 
 import pytest
 
-from kiroproxy.redaction import MASK, SAFE_HEADERS, TOKEN_SHAPES, is_secret_key, redact, redact_text, safe_headers
+from kiroproxy.redaction import (
+    MASK,
+    SAFE_HEADERS,
+    TOKEN_SHAPES,
+    Redactor,
+    is_secret_key,
+    redact,
+    redact_text,
+    safe_headers,
+)
 from tests.factories import token_like
 
 KIRO_ACCESS = token_like("aoa", "AAAAAGexampleAccessToken0123456789")
@@ -144,3 +155,53 @@ def test_the_allow_list_carries_no_credential_header():
 def test_a_kiro_token_with_its_signature_part_is_masked_whole():
     token = token_like("aoa", "AAAAAGhgZ1Xn2Kq8bVwYt:MGQCMFx8Yq+abc/def==")
     assert redact_text(f"token={token} end") == "token=[redacted] end"
+
+
+# ----- Redactor ----------------------------------------------------------------------------------
+
+def test_a_redactor_is_rebuilt_only_when_the_secrets_change():
+    first = Redactor(["secret-one-value", "secret-two-value", "short"])
+    assert set(first.secrets) == {"secret-one-value", "secret-two-value"}
+    assert first.refreshed(iter(["secret-two-value", "secret-one-value", "tiny", ""])) is first
+    changed = first.refreshed(["secret-one-value", "secret-three-value"])
+    assert changed is not first and set(changed.secrets) == {"secret-one-value", "secret-three-value"}
+    assert changed.refreshed(["secret-three-value", "secret-one-value"]) is changed
+
+
+def test_redactor_orders_secrets_longest_first():
+    redactor = Redactor(["abcdefgh", "abcdefgh-and-more", "abcdefgh-and"])
+    assert redactor.secrets == ("abcdefgh-and-more", "abcdefgh-and", "abcdefgh")
+    assert redactor.text("x abcdefgh-and-more y abcdefgh") == f"x {MASK} y {MASK}"
+
+
+def test_present_finds_only_the_secrets_that_occur():
+    redactor = Redactor(["first-secret-value", "second-secret-value", "third-secret-value"])
+    assert set(redactor.present("has second-secret-value", "and first-secret-value")) == {
+        "first-secret-value", "second-secret-value"}
+    assert redactor.present("nothing here") == ()
+
+
+def test_present_in_a_pickle_finds_strings_anywhere_in_the_structure():
+    secret = "nested-secret-üñï-value"
+    blob = pickle.dumps({"a": [{"b": f"text {secret} text"}], "c": "plain"}, protocol=pickle.HIGHEST_PROTOCOL)
+    redactor = Redactor([secret, "absent-secret-value"])
+    assert redactor.present_in_utf8(blob) == (secret,)
+
+
+@pytest.mark.parametrize("secret", ['quote"inside-secret', "back\\slash-secret", "üñïcode-secret", "tab\tsecret-x",
+                                    "plain-secret-value"])
+def test_present_in_json_sees_through_escaping(secret):
+    for ascii_only in (False, True):
+        document = json.dumps({"k": [f"before {secret} after"]}, ensure_ascii=ascii_only).encode()
+        if ascii_only and not secret.isascii():
+            continue  # documents we write keep non-ASCII characters as they are
+        assert Redactor([secret]).present_in_json(document) == (secret,)
+    assert Redactor([secret]).present_in_json(b'{"k": "other"}') == ()
+
+
+def test_redact_with_present_masks_those_and_still_masks_keys_and_shapes():
+    redactor = Redactor(["known-secret-value", "other-known-value"])
+    value = {"text": "known-secret-value and other-known-value", "api_key": "x", "t": f"{KIRO_ACCESS}"}
+    out = redactor.redact(value, ("known-secret-value",))
+    assert out == {"text": f"{MASK} and other-known-value", "api_key": MASK, "t": MASK}
+    assert redactor.redact(value)["text"] == f"{MASK} and {MASK}"

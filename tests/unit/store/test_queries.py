@@ -1,12 +1,22 @@
-"""Tests for store.queries: Filter, filter_from, paging, percentiles and summarize (pure)."""
+"""Tests for store.queries: Filter, filter_from, paging, the budgeted text scan, percentiles, summarize."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 from kiroproxy.errors import BadRequest
-from kiroproxy.store.queries import MAX_LIMIT, Filter, filter_from, paging, percentiles, summarize
+from kiroproxy.store.queries import (
+    MAX_LIMIT,
+    Budget,
+    Filter,
+    filter_from,
+    paging,
+    percentiles,
+    scan,
+    summarize,
+    text_matches,
+)
 
 
 def entry(**changes: Any) -> Dict[str, Any]:
@@ -14,7 +24,7 @@ def entry(**changes: Any) -> Dict[str, Any]:
         "id": "a" * 32, "seq": 1, "protocol": "anthropic", "requested_model": "claude-sonnet-4-5",
         "model": "claude-sonnet-4.5", "account_id": "acc-1", "account_name": "primary", "state": "completed",
         "error": None, "bookmarked": False, "tags": ["bug"], "received_at": 1000.0,
-        "search": "how do zebras sleep\nstanding up", "ttfb_ms": 100.0, "duration_ms": 1000.0,
+        "ttfb_ms": 100.0, "duration_ms": 1000.0,
         "input_tokens": 10, "output_tokens": 5,
     }
     base.update(changes)
@@ -35,13 +45,27 @@ def entry(**changes: Any) -> Dict[str, Any]:
     (Filter(tag="bug"), True), (Filter(tag="bu"), False),
     (Filter(since=1000.0), True), (Filter(since=1000.5), False),
     (Filter(until=1000.0), True), (Filter(until=999.5), False),
-    (Filter(q="ZEBRAS"), True), (Filter(q="standing zebras"), True), (Filter(q="zebras lions"), False),
-    (Filter(q="sleep\nstanding"), True),
+    (Filter(q="anything at all"), True),  # q needs the flow's text: see scan()
     (Filter(ids=("a" * 32, "b" * 32)), True), (Filter(ids=("b" * 32,)), False), (Filter(ids=()), False),
     (Filter(protocol="anthropic", state="error"), False),
 ])
 def test_filter_matches_each_field(flt, hit):
     assert flt.matches(entry()) is hit
+
+
+def test_words_are_lowercased_and_split_on_any_whitespace():
+    assert Filter(q="  Zebras\tSLEEP\nstanding ").words == ("zebras", "sleep", "standing")
+    assert Filter().words == () and Filter(q="").words == ()
+
+
+@pytest.mark.parametrize("words, hit", [(("zebras",), True), (("standing", "zebras"), True),
+                                        (("zebras", "lions"), False), ((), True)])
+def test_text_matches_needs_every_word(words, hit):
+    assert text_matches(words, "how do zebras sleep\nstanding up") is hit
+
+
+def test_text_matches_nothing_when_the_text_is_unreadable():
+    assert not text_matches(("x",), None)
 
 
 def test_error_and_bookmark_filters_on_the_other_side():
@@ -53,7 +77,7 @@ def test_error_and_bookmark_filters_on_the_other_side():
 def test_missing_fields_do_not_crash_matching():
     bare = {"id": "c" * 32}
     assert Filter().matches(bare)
-    assert not Filter(tag="x").matches(bare) and not Filter(q="x").matches(bare)
+    assert not Filter(tag="x").matches(bare) and Filter(q="x").matches(bare)
     assert Filter(until=0.0).matches(bare) and not Filter(since=1.0).matches(bare)
 
 
@@ -71,6 +95,25 @@ def test_filter_from_query_parameters():
 def test_filter_from_a_json_body():
     flt = filter_from({"has_error": False, "bookmarked": True, "since": 5, "ids": ["a", "b"], "state": ""})
     assert flt == Filter(has_error=False, bookmarked=True, since=5.0, ids=("a", "b"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1700000000", 1_700_000_000.0), ("1700000000.5", 1_700_000_000.5), (1_700_000_000, 1_700_000_000.0),
+    ("2023-11-14T22:13:20Z", 1_700_000_000.0), ("2023-11-14T22:13:20z", 1_700_000_000.0),
+    ("2023-11-14T22:13:20.250Z", 1_700_000_000.25), ("2023-11-15T00:13:20+02:00", 1_700_000_000.0),
+    ("2023-11-14T22:13:20", 1_700_000_000.0), ("2023-11-14", 1_699_920_000.0),
+    (" 2023-11-14T22:13:20Z ", 1_700_000_000.0),
+])
+def test_times_are_epoch_seconds_or_iso_8601(value, expected):
+    assert filter_from({"since": value}).since == expected
+    assert filter_from({"until": value}).until == expected
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2023-13-01", "2023-11-14T25:00:00Z", "Z", True])
+def test_bad_times_name_the_parameter(value):
+    with pytest.raises(BadRequest) as raised:
+        filter_from({"since": value})
+    assert raised.value.param == "since" and "ISO-8601" in raised.value.message
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("TRUE", True), ("no", False),
@@ -114,12 +157,78 @@ def test_paging_bounds(args, expected):
 
 @pytest.mark.parametrize("args, param", [
     ({"limit": "ten"}, "limit"), ({"offset": "-1"}, "offset"), ({"limit": "-5"}, "limit"),
-    ({"cursor": "1.5"}, "cursor"), ({"offset": [1]}, "offset"),
+    ({"cursor": "1.5"}, "cursor"), ({"offset": [1]}, "offset"), ({"limit": "0"}, "limit"), ({"limit": 0}, "limit"),
 ])
 def test_bad_paging_names_the_parameter(args, param):
     with pytest.raises(BadRequest) as raised:
         paging(args)
     assert raised.value.param == param
+
+
+# ----- scan --------------------------------------------------------------------------------------
+
+class Texts:
+    """text_of for scan(): texts by candidate, each costing its length; records what was read."""
+
+    def __init__(self, texts: Dict[int, Optional[str]]) -> None:
+        self.texts = texts
+        self.read: List[int] = []
+
+    def __call__(self, candidate: int) -> Tuple[Optional[str], int]:
+        self.read.append(candidate)
+        text = self.texts[candidate]
+        return text, len(text or "")
+
+
+class StepClock:
+    """A clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+TEXTS = {5: "red fox", 4: "blue fox", 3: "red hen", 2: None, 1: "red fox again"}
+NEWEST_FIRST = [5, 4, 3, 2, 1]
+
+
+def test_scan_reads_until_enough_matches():
+    texts = Texts(TEXTS)
+    found = scan(NEWEST_FIRST, ("red",), 2, texts, Budget())
+    assert found.matched == [5, 3] and texts.read == [5, 4, 3]
+    assert (found.examined, found.last, found.complete, found.partial) == (3, 3, False, False)
+
+
+def test_scan_of_everything_is_complete():
+    found = scan(NEWEST_FIRST, ("red", "fox"), 10, Texts(TEXTS), Budget())
+    assert found.matched == [5, 1] and (found.examined, found.last, found.complete, found.partial) == (
+        5, 1, True, False)
+
+
+def test_scan_stops_when_the_byte_budget_is_spent():
+    texts = Texts(TEXTS)
+    found = scan(NEWEST_FIRST, ("red",), 10, texts, Budget(seconds=60, bytes=15))
+    assert texts.read == [5, 4]  # 7 + 8 bytes: the budget is spent after the second
+    assert found.matched == [5] and (found.last, found.complete, found.partial) == (4, False, True)
+
+
+def test_scan_stops_when_the_time_budget_is_spent():
+    found = scan(NEWEST_FIRST, ("fox",), 10, Texts(TEXTS), Budget(seconds=2.5, bytes=10**9), clock=StepClock(1.0))
+    assert found.partial and found.examined == 3 and found.matched == [5, 4]  # read at t=2 and t=3, not t=4
+
+
+def test_scan_always_reads_at_least_one_candidate():
+    found = scan(NEWEST_FIRST, ("fox",), 10, Texts(TEXTS), Budget(seconds=0, bytes=0))
+    assert found.examined == 1 and found.matched == [5] and found.partial
+
+
+def test_scan_of_no_candidates():
+    found = scan([], ("x",), 5, Texts({}), Budget())
+    assert found.matched == [] and found.last is None and found.complete and not found.partial
 
 
 # ----- percentiles and summarize -----------------------------------------------------------------

@@ -1,14 +1,15 @@
-"""Tests for store.records: the index entry and the redacted body record built from an Exchange."""
+"""Tests for store.records: the snapshot, the index entry, the search text and the redacted body record."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, List, Optional, Sequence
 
 import pytest
 
 from kiroproxy import chat
 from kiroproxy.exchange import CANCELLED, COMPLETED, ERROR, STREAMING, Attempt, Exchange
-from kiroproxy.redaction import MASK
+from kiroproxy.redaction import MASK, Redactor
 from kiroproxy.store import records
 from kiroproxy.store.records import SNIPPET
 from tests import factories
@@ -125,106 +126,195 @@ def test_long_user_agent_is_cut():
     assert records.index_entry(ex, 1)["user_agent"] == "u" * 200
 
 
-def test_public_drops_only_the_search_text():
-    entry = records.index_entry(exchange(), 1)
+def test_the_snippet_is_the_start_of_the_last_user_message():
+    request = factories.request("first question", "an answer", "  Latest " + "x" * 500)
+    entry = records.index_entry(exchange(request=request), 1)
+    assert entry["snippet"] == ("Latest " + "x" * 500)[:SNIPPET]
+    assert records.index_entry(exchange(request=None), 1)["snippet"] == ""
+
+
+def test_public_drops_only_where_the_flow_is_stored():
+    entry = {**records.index_entry(exchange(), 1), "segment": 3, "size": 10}
     shown = records.public(entry)
-    assert "search" not in shown and set(shown) == set(entry) - {"search"}
-    assert "search" in entry
+    assert set(shown) == set(entry) - {"segment"} and shown["size"] == 10
+    assert "segment" in entry
+
+
+# ----- snapshot ----------------------------------------------------------------------------------
+
+def test_a_snapshot_does_not_change_when_the_exchange_does():
+    calls = [chat.ToolUse("t1", "Read", {"path": "a"})]
+    ex = exchange(reply=reply("the answer", tools=calls))
+    ex.fail(502, "upstream", "first message", now=T0 + 2)
+    snap = records.snapshot(ex)
+    # The request thread goes on using its exchange after finishing it.
+    ex.body["messages"][0]["content"] = "changed later"
+    ex.body["extra"] = "added later"
+    ex.headers["user-agent"] = "changed"
+    ex.attempts.append(Attempt("acc-9", "fail"))
+    ex.error["message"] = "changed message"
+    ex.reply.parts.append(chat.Text(" more"))
+    assert records.thaw(snap) == factories.anthropic_body("the question")
+    assert snap.headers == {"user-agent": "tests/1.0"}
+    assert [a["account_id"] for a in snap.meta["attempts"]] == ["acc-1"]
+    assert snap.meta["error"]["message"] == "first message"
+    assert records.response_of(snap)["text"] == "the answer"
+    assert records.response_of(snap)["tool_calls"] == [{"id": "t1", "name": "Read", "input": {"path": "a"}}]
+
+
+def test_a_snapshot_without_reply_has_no_response():
+    snap = records.snapshot(exchange(answer=None))
+    assert records.response_of(snap) is None and snap.parts == ()
+
+
+def test_a_body_that_cannot_be_pickled_is_kept_as_text():
+    snap = records.snapshot(exchange(body={"f": lambda: 1}))
+    assert isinstance(records.thaw(snap), str) and "'f'" in records.thaw(snap)
 
 
 # ----- search text -------------------------------------------------------------------------------
 
-def test_search_text_holds_the_new_content_of_the_turn_lowercased():
-    calls = [chat.ToolUse("t1", "Grep", {"pattern": "NeedleInput"})]
-    request = factories.request("Earlier Question", "earlier answer", "Latest Question")
-    ex = exchange(request=request, reply=reply("The Answer", thinking="Deep Thought", tools=calls))
+def test_search_text_holds_the_whole_request_and_response():
+    long_tail = "pad " * 5000 + "LateWord"
+    result = chat.ToolResult("t0", (chat.Text("Tool Output Here"),))
+    history = (chat.Message("user", (chat.Text("Earlier Question"),)),
+               chat.Message("assistant", (chat.Thinking("Old Thought"), chat.Text("earlier answer"),
+                                          chat.ToolUse("t0", "Grep", {"pattern": "NeedleArg"}))),
+               chat.Message("user", (result, chat.Text(long_tail))))
+    request = chat.ChatRequest(model="m", messages=history, system="System Prompt Word",
+                               tools=(chat.Tool("ToolDefinitionName", "Tool Description Word", {}),))
+    ex = exchange(request=request, reply=reply("The Answer " + "a" * 5000 + " AnswerTail", thinking="Deep Thought",
+                                                tools=[chat.ToolUse("t1", "Write", {"text": "CallArgument"})]))
     ex.error = {"kind": "upstream", "message": "Upstream Said No"}
-    text = records.search_text(ex)
-    for piece in (ex.id, "latest question", "the answer", "deep thought", "grep", "needleinput", "upstream said no"):
+    text = records.search_text(records.snapshot(ex))
+    for piece in (ex.id, "System Prompt Word", "Earlier Question", "Old Thought", "earlier answer", "Grep",
+                  "NeedleArg", "Tool Output Here", "LateWord", "The Answer", "AnswerTail", "Deep Thought", "Write",
+                  "CallArgument", "Upstream Said No"):
         assert piece in text
-    assert "earlier question" not in text and "earlier answer" not in text
-    assert text == text.lower()
-
-
-def test_search_text_includes_tool_results_of_the_last_user_message():
-    result = chat.ToolResult("t1", (chat.Text("Tool Output Here"),))
-    request = chat.ChatRequest(model="m", messages=(chat.Message("user", (result, chat.Text("go on"))),))
-    assert "tool output here\ngo on" in records.search_text(exchange(request=request))
+    assert "ToolDefinitionName" not in text and "Tool Description Word" not in text
 
 
 def test_search_text_without_request_or_reply():
     ex = exchange(request=None, answer=None)
-    assert records.search_text(ex) == ex.id
+    assert records.search_text(records.snapshot(ex)) == ex.id
 
 
-def test_search_text_pieces_are_bounded():
-    calls = [chat.ToolUse(f"t{n}", f"tool{n:02d}", {"data": "i" * 1000}) for n in range(30)]
-    ex = exchange(request=factories.request("q" * 5000),
-                  reply=reply("a" * 5000, thinking="h" * 5000, tools=calls))
-    text = records.search_text(ex)
-    assert text.count("q") == SNIPPET
-    assert "a" * SNIPPET in text and "a" * (SNIPPET + 1) not in text
-    assert "h" * (SNIPPET // 2) in text and "h" * (SNIPPET // 2 + 1) not in text
-    assert "tool19" in text and "tool20" not in text  # at most 20 tool calls
-    line = next(piece for piece in text.split("\n") if piece.startswith("tool00 "))
-    assert len(line) == len("tool00 ") + 200
-
-
-# ----- body_record and redact_entry --------------------------------------------------------------
+# ----- finish_entry, prepare and record_of -------------------------------------------------------
 
 SECRET = "client-secret-value-0123456789"
 
 
-def test_body_record_redacts_request_response_and_headers():
+def test_finish_entry_masks_secrets_in_error_attempts_and_snippet_without_touching_the_snapshot():
+    attempts = [Attempt("acc-1", "rotate", f"refresh with {SECRET} failed", 400, T0)]
+    ex = exchange(question=f"tell {SECRET}", attempts=attempts)
+    ex.fail(502, "upstream", f"upstream echoed {SECRET}", now=T0 + 1)
+    snap = records.snapshot(ex)
+    entry = records.finish_entry(snap.meta, 7, "primary", Redactor([SECRET]))
+    assert (entry["seq"], entry["account_name"]) == (7, "primary")
+    assert entry["error"]["message"] == f"upstream echoed {MASK}"
+    assert entry["attempts"][0]["message"] == f"refresh with {MASK} failed"
+    assert entry["snippet"] == f"tell {MASK}"
+    assert snap.meta["error"]["message"] == f"upstream echoed {SECRET}"  # shown again later: left as it was
+    assert snap.meta["attempts"][0]["message"] == f"refresh with {SECRET} failed"
+
+
+def test_finish_entry_masks_the_longest_secret_first_and_unknown_token_shapes():
+    short, long = "abcdefgh", "abcdefgh-longer-secret"
+    token = factories.token_like("aor", "UnknownRefreshToken0123456789abcdef")
+    ex = exchange(question=f"x {long} y {token}")
+    ex.fail(500, "upstream", f"x {long} y", now=T0 + 1)
+    entry = records.finish_entry(records.snapshot(ex).meta, 1, "", Redactor([short, long]))
+    assert entry["error"]["message"] == f"x {MASK} y"
+    assert entry["snippet"] == f"x {MASK} y {MASK}"
+
+
+def test_prepare_redacts_everything():
     calls = [chat.ToolUse("t1", "Login", {"password": "hunter2-long", "user": "me"})]
-    ex = exchange(question=f"my key is {SECRET}", reply=reply(f"echo {SECRET}", tools=calls),
+    ex = exchange(question=f"My Key is {SECRET}", reply=reply(f"Echo {SECRET}", tools=calls),
                   headers={"user-agent": f"ua {SECRET}", "x-api-key": "anything"})
     ex.body["metadata"] = {"api_key": "body-key"}
-    entry = records.index_entry(ex, 3, "primary")
-    record = records.body_record(ex, entry, [SECRET])
+    prepared = records.prepare(records.snapshot(ex), 3, "primary", Redactor([SECRET, "unrelated-secret-99"]))
+    record = prepared.record
     assert record["request"]["headers"] == {"user-agent": f"ua {MASK}", "x-api-key": MASK}
-    assert record["request"]["body"]["messages"][0]["content"] == f"my key is {MASK}"
+    assert record["request"]["body"]["messages"][0]["content"] == f"My Key is {MASK}"
     assert record["request"]["body"]["metadata"] == {"api_key": MASK}
-    assert record["response"] == {"text": f"echo {MASK}", "thinking": "",
+    assert record["response"] == {"text": f"Echo {MASK}", "thinking": "",
                                   "tool_calls": [{"id": "t1", "name": "Login",
                                                   "input": {"password": MASK, "user": "me"}}],
                                   "stop_reason": "end_turn", "stop_sequence": None}
     assert record["flow"]["id"] == ex.id and record["flow"]["account_name"] == "primary"
-    assert "search" not in record["flow"] and record["search"] == entry["search"]
+    assert record["flow"]["seq"] == 3 and prepared.entry["seq"] == 3
+    assert SECRET not in prepared.search and f"My Key is {MASK}" in prepared.search
+    assert record["texts"] == []  # nothing long enough to store once
     assert ex.body["metadata"] == {"api_key": "body-key"}  # the exchange itself is left alone
 
 
-def test_body_record_without_reply():
-    ex = exchange(answer=None)
-    assert records.body_record(ex, records.index_entry(ex, 1), [])["response"] is None
+def test_prepare_masks_a_secret_that_only_the_pickled_body_holds():
+    secret = "only-in-a-nested-body-field-42"
+    ex = exchange(body={"model": "m", "deep": [{"x": [f"has {secret} inside"]}]})
+    prepared = records.prepare(records.snapshot(ex), 1, "", Redactor([secret]))
+    assert prepared.record["request"]["body"]["deep"] == [{"x": [f"has {MASK} inside"]}]
 
 
-def test_redact_entry_masks_secrets_in_error_attempts_and_search():
-    mixed = "MixedCase-Secret-0123456789"
-    attempts = [Attempt("acc-1", "rotate", f"refresh with {SECRET} failed", 400, T0)]
-    ex = exchange(question=f"tell {mixed} and {SECRET}", attempts=attempts)
-    ex.fail(502, "upstream", f"upstream echoed {SECRET}", now=T0 + 1)
-    entry = records.index_entry(ex, 1)
-    records.redact_entry(entry, [SECRET, mixed])
-    assert entry["error"]["message"] == f"upstream echoed {MASK}"
-    assert entry["attempts"][0]["message"] == f"refresh with {MASK} failed"
-    assert SECRET not in entry["search"] and mixed.lower() not in entry["search"]
-    assert f"tell {MASK} and {MASK}" in entry["search"]
-    assert ex.error["message"] == f"upstream echoed {SECRET}"
+
+def test_a_snapshot_keeps_the_raw_json_bytes_without_copying_the_parsed_body():
+    raw = json.dumps(factories.anthropic_body("the question")).encode()
+    ex = exchange(raw_body=raw)
+    snap = records.snapshot(ex)
+    assert snap.body is raw and snap.body_json  # no copy on the request thread
+    ex.body["messages"][0]["content"] = "changed later"
+    assert records.thaw(snap) == factories.anthropic_body("the question")
 
 
-def test_redact_entry_masks_the_longest_secret_first():
-    short, long = "abcdefgh", "abcdefgh-longer-secret"
-    ex = exchange(question=f"x {long} y")
-    ex.fail(500, "upstream", f"x {long} y", now=T0 + 1)
-    entry = records.redact_entry(records.index_entry(ex, 1), [short, long])
-    assert entry["error"]["message"] == f"x {MASK} y"
-    assert f"x {MASK} y" in entry["search"] and "longer-secret" not in entry["search"]
+def test_prepare_masks_a_secret_the_raw_json_escapes():
+    secret = "tok/with+slash=="
+    raw = b'{"model": "m", "deep": ["has tok\\/with\\u002bslash== inside"]}'
+    assert json.loads(raw)["deep"] == [f"has {secret} inside"]
+    prepared = records.prepare(records.snapshot(exchange(body=json.loads(raw), raw_body=raw)), 1, "",
+                               Redactor([secret]))
+    assert prepared.record["request"]["body"]["deep"] == [f"has {MASK} inside"]
+
+def test_prepare_without_reply():
+    prepared = records.prepare(records.snapshot(exchange(answer=None)), 1, "", Redactor())
+    assert prepared.record["response"] is None
 
 
-def test_redact_entry_masks_token_shapes_it_was_not_told_about():
-    token = factories.token_like("aor", "UnknownRefreshToken0123456789abcdef")
-    ex = exchange(question=f"token {token}")
-    ex.fail(500, "upstream", f"token {token}", now=T0 + 1)
-    entry = records.redact_entry(records.index_entry(ex, 1), [])
-    assert token not in entry["error"]["message"] and token.lower() not in entry["search"]
+def test_record_of_masks_with_the_secrets_known_now():
+    ex = exchange(question=f"q {SECRET}", reply=reply(f"a {SECRET}"))
+    record = records.record_of(records.snapshot(ex), Redactor([SECRET]))
+    assert SECRET not in json.dumps(record) and record["response"]["text"] == f"a {MASK}"
+
+
+
+def test_long_strings_are_stored_once_in_the_search_text_and_come_back():
+    system_blocks = ["S" * 300, "T" * 400]
+    tool_output = "tool output " * 100
+    question = "long question " * 100
+    answer = "long answer " * 100
+    body = {"model": "m", "system": [{"type": "text", "text": t} for t in system_blocks],
+            "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                                       "content": tool_output},
+                                                      {"type": "text", "text": question}]}],
+            "metadata": {"note": "short"}}
+    request = chat.ChatRequest(model="m", system="\n".join(system_blocks), messages=(chat.Message("user", (
+        chat.ToolResult("t1", (chat.Text(tool_output),)), chat.Text(question))),))
+    prepared = records.prepare(records.snapshot(exchange(body=body, request=request, reply=reply(answer))), 1, "",
+                               Redactor())
+    record = prepared.record
+    assert record["request"]["body"]["messages"][0]["content"][1]["text"] == ""
+    assert record["request"]["body"]["system"][1]["text"] == ""  # a part of the joined system prompt
+    assert record["response"]["text"] == "" and record["request"]["body"]["metadata"] == {"note": "short"}
+    assert len(record["texts"]) == 5
+    stored = json.loads(json.dumps(record))
+    for text in (*system_blocks, tool_output, question, answer):
+        assert text in prepared.search and text not in json.dumps(stored)  # stored once
+    restored = records.restore(stored, prepared.search)
+    assert restored["request"]["body"] == body and restored["response"]["text"] == answer
+    assert "texts" not in restored
+
+
+def test_restore_skips_references_that_do_not_fit():
+    record = {"request": {"body": {"a": "", "b": "kept"}},
+              "texts": [["request", "body", "a", 0, 3], ["request", "nope", "b", 0, 1], ["request", 5, 0, 1],
+                        ["request", "body", "b", 0, 2], "junk", [1]]}
+    assert records.restore(record, "abcdef") == {"request": {"body": {"a": "abc", "b": "kept"}}}

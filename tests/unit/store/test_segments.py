@@ -1,16 +1,17 @@
-"""Tests for store.segments: body files, TinyDB index segments, and repair when the store opens."""
+"""Tests for store.segments: body files (search text + record), append-only index logs, the old layout."""
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
 import stat
+import zlib
 
 import pytest
-from tinydb import TinyDB
 
-from kiroproxy.store.jsondb import AtomicStorage
-from kiroproxy.store.segments import Disk
+from kiroproxy.store import segments
+from kiroproxy.store.segments import Disk, encode_body
 
 
 def fid(n: int) -> str:
@@ -21,9 +22,19 @@ def entry(n: int, **extra) -> dict:
     return {"id": fid(n), "seq": n, "protocol": "anthropic", "state": "completed", **extra}
 
 
-def body(n: int, search: str = "") -> dict:
-    """A body record as the flow store writes it: the entry (without search) plus the bodies."""
-    return {"flow": entry(n), "search": search or f"flow {n}", "request": {"body": {"n": n}}, "response": None}
+def record(n: int) -> dict:
+    return {"flow": entry(n), "request": {"body": {"n": n}}, "response": None}
+
+
+def members(raw: bytes) -> list:
+    """Every gzip member of a file, decompressed (independently of the code under test)."""
+    out = []
+    while raw:
+        unpacker = zlib.decompressobj(31)
+        out.append(unpacker.decompress(raw))
+        assert unpacker.eof
+        raw = unpacker.unused_data
+    return out
 
 
 def mode(path) -> int:
@@ -35,10 +46,6 @@ def disk(tmp_path):
     return Disk(tmp_path / "flows")
 
 
-def loaded(disk: Disk) -> list:
-    return [(segment, [e["id"] for e in entries], repaired) for segment, entries, repaired in disk.load()]
-
-
 # ----- bodies ------------------------------------------------------------------------------------
 
 def test_folders_are_private(disk):
@@ -46,27 +53,55 @@ def test_folders_are_private(disk):
         assert folder.is_dir() and mode(folder) == 0o700
 
 
-def test_body_round_trip_gzip_and_mode(disk):
-    record = body(1, "ünïcode search")
-    size = disk.write_body(3, fid(1), record)
+def test_a_body_file_is_the_search_text_then_the_record(disk):
+    size = disk.write_body(3, fid(1), encode_body("ünïcode search text", record(1)))
     path = disk.bodies_dir / "000003" / f"{fid(1)}.json.gz"
     raw = path.read_bytes()
-    assert raw[:2] == b"\x1f\x8b" and json.loads(gzip.decompress(raw)) == record
-    assert size == len(raw) == disk.body_size(3, fid(1))
-    assert mode(path) == 0o600
-    assert disk.read_body(3, fid(1)) == record
+    assert size == len(raw) and mode(path) == 0o600
+    first, second = members(raw)
+    assert first.decode() == "ünïcode search text" and json.loads(second) == record(1)
+    assert gzip.decompress(raw).startswith("ünïcode search text".encode())  # plain gzip tools read it
+    assert disk.read_record(3, fid(1)) == record(1)
+    assert disk.read_search(3, fid(1)) == ("ünïcode search text", len("ünïcode search text".encode()))
+    assert disk.body_ids(3) == {fid(1): size}
 
 
-def test_missing_body_reads_as_none_and_size_zero(disk):
-    assert disk.read_body(1, fid(9)) is None and disk.body_size(1, fid(9)) == 0
+def test_reading_the_search_text_stops_after_the_first_member(disk):
+    path = disk.bodies_dir / "000001" / f"{fid(1)}.json.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"the text") + b"\x1f\x8b not a valid second member")
+    assert disk.read_search(1, fid(1)) == ("the text", 8)
+    assert disk.read_record(1, fid(1)) is None
+
+
+def test_lone_surrogates_survive_a_round_trip(disk):
+    text = "broken \ud800 pair"
+    disk.write_body(1, fid(1), encode_body(text, {"flow": entry(1), "request": {"body": text}}))
+    assert disk.read_search(1, fid(1))[0] == text
+    assert disk.read_record(1, fid(1))["request"]["body"] == text
+
+
+def test_missing_body_reads_as_none(disk):
+    assert disk.read_record(1, fid(9)) is None and disk.read_search(1, fid(9)) == (None, 0)
+    assert disk.body_ids(1) == {}
     disk.remove_body(1, fid(9))  # removing what is not there is fine
 
 
-@pytest.mark.parametrize("damage", [b"not gzip at all", gzip.compress(b"{not json"), b"\x1f\x8b\x08\x00trunc"])
+@pytest.mark.parametrize("damage", [b"not gzip at all", gzip.compress(b"text") + gzip.compress(b"{not json"),
+                                    b"\x1f\x8b\x08\x00trunc", gzip.compress(b"text")[:-6]])
 def test_unreadable_body_reads_as_none(disk, damage):
-    disk.write_body(1, fid(1), body(1))
+    disk.write_body(1, fid(1), encode_body("x", record(1)))
     (disk.bodies_dir / "000001" / f"{fid(1)}.json.gz").write_bytes(damage)
-    assert disk.read_body(1, fid(1)) is None
+    assert disk.read_record(1, fid(1)) is None
+
+
+def test_a_body_of_the_previous_layout_is_read(disk):
+    old = {"flow": entry(1), "search": "id\nThe Old Snippet", "request": {"body": "b"}, "response": None}
+    folder = disk.bodies_dir / "000001"
+    folder.mkdir()
+    (folder / f"{fid(1)}.json.gz").write_bytes(gzip.compress(json.dumps(old).encode()))
+    assert disk.read_record(1, fid(1)) == {"flow": entry(1), "request": {"body": "b"}, "response": None}
+    assert disk.read_search(1, fid(1))[0] == "id\nthe old snippet"
 
 
 @pytest.mark.parametrize("bad", ["../../../etc/passwd", "..", "", "ABCDEF" + fid(1)[6:], fid(1)[:-1], fid(1) + "0",
@@ -75,136 +110,145 @@ def test_non_hex_flow_ids_are_rejected(disk, bad):
     with pytest.raises(ValueError):
         disk.body_path(1, bad)
     with pytest.raises(ValueError):
-        disk.write_body(1, bad, body(1))
+        disk.write_body(1, bad, b"x")
     assert not list(disk.root.parent.rglob("passwd"))
 
 
-# ----- segments ----------------------------------------------------------------------------------
-
-def test_segment_is_a_tinydb_document(disk):
-    entries = [entry(1), entry(2, tags=["x"])]
-    size = disk.write_segment(7, entries)
-    path = disk.index_dir / "seg-000007.json"
-    assert size == path.stat().st_size and mode(path) == 0o600
-    assert set(json.loads(path.read_text())) == {"_default"}
-    db = TinyDB(str(path), storage=AtomicStorage)
-    try:
-        assert [dict(doc) for doc in db.all()] == entries
-    finally:
-        db.close()
+def test_body_ids_skip_foreign_files(disk):
+    disk.write_body(1, fid(1), encode_body("x", record(1)))
+    folder = disk.bodies_dir / "000001"
+    (folder / "not-a-flow.json.gz").write_bytes(b"x")
+    (folder / f"{fid(2)}.json").write_text("{}")
+    assert list(disk.body_ids(1)) == [fid(1)]
 
 
-def test_rewriting_a_segment_replaces_its_entries(disk):
-    disk.write_segment(1, [entry(1), entry(2), entry(3)])
-    disk.write_segment(1, [entry(3)])
-    assert loaded(disk) == [(1, [fid(3)], False)]
+# ----- index logs --------------------------------------------------------------------------------
+
+def log_lines(disk, segment):
+    return [json.loads(line) for line in disk.segment_path(segment).read_bytes().splitlines()]
 
 
-def test_removing_the_last_entry_removes_the_segment_and_its_body_folder(disk):
-    disk.write_body(1, fid(1), body(1))
-    disk.write_segment(1, [entry(1)])
-    disk.remove_body(1, fid(1))
-    assert disk.write_segment(1, []) == 0
-    assert not (disk.index_dir / "seg-000001.json").exists()
-    assert not (disk.bodies_dir / "000001").exists()
-    assert disk.segments() == [] and loaded(disk) == []
+def test_append_adds_lines_and_returns_the_size(disk):
+    first = disk.append(7, [{"add": entry(1)}])
+    path = disk.index_dir / "seg-000007.jsonl"
+    assert first == path.stat().st_size and mode(path) == 0o600
+    second = disk.append(7, [{"add": entry(2)}, {"del": [fid(1)]}])
+    assert second == path.stat().st_size and second > first
+    assert log_lines(disk, 7) == [{"add": entry(1)}, {"add": entry(2)}, {"del": [fid(1)]}]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_an_append_after_a_fragment_starts_a_new_line(disk):
+    disk.append(1, [{"add": entry(1)}])
+    with open(disk.segment_path(1), "ab") as handle:
+        handle.write(b'{"add": {"id"')  # what a failed write may leave
+    disk.append(1, [{"add": entry(2)}])
+    lines = disk.segment_path(1).read_bytes().splitlines()
+    assert json.loads(lines[-1]) == {"add": entry(2)} and lines[1] == b'{"add": {"id"'
+
+
+def test_a_failed_append_leaves_no_half_line(disk, monkeypatch):
+    disk.append(1, [{"add": entry(1)}])
+    before = disk.segment_path(1).read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        real_write(fd, bytes(data[:10]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(segments.os, "write", half_then_full)
+    with pytest.raises(OSError):
+        disk.append(1, [{"add": entry(2)}])
+    monkeypatch.undo()
+    assert disk.segment_path(1).read_bytes() == before
+
+
+def test_rewrite_replaces_and_an_empty_rewrite_removes(disk):
+    disk.append(1, [{"add": entry(1)}, {"add": entry(2)}, {"del": [fid(1)]}])
+    size = disk.rewrite(1, [{"add": entry(2)}])
+    assert size == disk.log_size(1) and log_lines(disk, 1) == [{"add": entry(2)}]
+    disk.write_body(1, fid(2), b"x")
+    disk.remove_body(1, fid(2))
+    assert disk.rewrite(1, []) == 0
+    assert not disk.segment_path(1).exists() and not (disk.bodies_dir / "000001").exists()
 
 
 def test_a_body_folder_that_still_holds_bodies_is_kept(disk):
-    disk.write_body(1, fid(1), body(1))
+    disk.write_body(1, fid(1), b"x")
     disk.remove_segment(1)
     assert (disk.bodies_dir / "000001" / f"{fid(1)}.json.gz").exists()
 
 
-def test_segments_lists_index_files_and_body_folders_only(disk):
-    disk.write_segment(2, [entry(1)])
-    disk.write_body(5, fid(2), body(2))
+def test_read_log_cuts_off_a_torn_last_line(disk):
+    disk.append(1, [{"add": entry(1)}, {"add": entry(2)}])
+    whole = disk.segment_path(1).read_bytes()
+    disk.segment_path(1).write_bytes(whole + b'{"add":{"id":"000')
+    records, damaged = disk.read_log(1)
+    assert records == [{"add": entry(1)}, {"add": entry(2)}] and damaged is False
+    assert disk.segment_path(1).read_bytes() == whole
+    assert not list(disk.index_dir.glob("*.corrupt-*"))
+
+
+def test_read_log_moves_a_damaged_file_aside(disk):
+    disk.append(1, [{"add": entry(1)}])
+    damaged_bytes = disk.segment_path(1).read_bytes() + b"garbage\n" + segments.line({"add": entry(2)})
+    disk.segment_path(1).write_bytes(damaged_bytes)
+    records, damaged = disk.read_log(1)
+    assert records == [{"add": entry(1)}, {"add": entry(2)}] and damaged is True
+    (aside,) = disk.index_dir.glob("seg-000001.jsonl.corrupt-*")
+    assert aside.read_bytes() == damaged_bytes and not disk.segment_path(1).exists()
+    assert disk.segments() == []  # the moved-aside file is not taken for a segment
+
+
+def test_a_missing_log_reads_as_empty(disk):
+    assert disk.read_log(4) == ([], False)
+
+
+def test_read_legacy_reads_a_tinydb_segment(disk):
+    disk.legacy_path(2).write_text(json.dumps({"_default": {"1": entry(1), "2": entry(2), "3": "junk"}}))
+    assert disk.read_legacy(2) == [entry(1), entry(2)]
+    assert disk.read_legacy(3) is None
+
+
+@pytest.mark.parametrize("content", ["{half", "[1, 2]", '{"other": {}}'])
+def test_a_damaged_legacy_segment_is_moved_aside(disk, content):
+    disk.legacy_path(2).write_text(content)
+    assert disk.read_legacy(2) is None
+    assert list(disk.index_dir.glob("seg-000002.json.corrupt-*")) and not disk.legacy_path(2).exists()
+
+
+def test_segments_lists_logs_legacy_files_and_body_folders(disk):
+    disk.append(2, [{"add": entry(1)}])
+    disk.legacy_path(4).write_text("{}")
+    disk.write_body(5, fid(2), b"x")
     (disk.index_dir / "notes.txt").write_text("x")
-    (disk.index_dir / "seg-000003.json.corrupt-1").write_text("x")
+    (disk.index_dir / "seg-000003.jsonl.corrupt-1").write_text("x")
     (disk.bodies_dir / "stray").mkdir()
-    assert disk.segments() == [2, 5]
+    assert disk.segments() == [2, 4, 5]
 
 
 def test_size_counts_every_file(disk):
-    a = disk.write_body(1, fid(1), body(1))
-    b = disk.write_segment(1, [entry(1)])
+    a = disk.write_body(1, fid(1), encode_body("x", record(1)))
+    b = disk.append(1, [{"add": entry(1)}])
     assert disk.size() == a + b
 
 
-# ----- load: repair ------------------------------------------------------------------------------
-
-def test_load_reads_intact_segments_in_order_without_repair(disk):
-    for segment, numbers in ((1, (1, 2)), (2, (3,))):
-        for n in numbers:
-            disk.write_body(segment, fid(n), body(n))
-        disk.write_segment(segment, [entry(n) for n in numbers])
-    assert loaded(disk) == [(1, [fid(1), fid(2)], False), (2, [fid(3)], False)]
-
-
-def test_a_missing_segment_is_rebuilt_from_its_bodies(disk):
-    for n in (3, 1, 2):
-        disk.write_body(4, fid(n), body(n, search=f"search {n}"))
-    (segment, entries, repaired), = list(disk.load())
-    assert (segment, repaired) == (4, True)
-    assert [e["seq"] for e in entries] == [1, 2, 3]
-    assert entries[0] == {**entry(1), "search": "search 1"}
-    assert [e["id"] for e in TinyDB(str(disk.segment_path(4)), storage=AtomicStorage).all()] == [fid(1), fid(2),
-                                                                                                 fid(3)]
-    assert loaded(disk) == [(4, [fid(1), fid(2), fid(3)], False)]  # written back: no repair next time
-
-
-def test_a_truncated_segment_is_moved_aside_and_rebuilt(disk):
-    for n in (1, 2):
-        disk.write_body(1, fid(n), body(n))
-    disk.write_segment(1, [entry(1), entry(2)])
-    path = disk.segment_path(1)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
-    assert loaded(disk) == [(1, [fid(1), fid(2)], True)]
-    aside = list(disk.index_dir.glob("seg-000001.json.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_bytes() == raw[: len(raw) // 2]
-    assert disk.segments() == [1]  # the moved-aside file is not taken for a segment
-
-
-def test_a_segment_that_is_not_a_tinydb_document_is_rebuilt(disk):
-    disk.write_body(1, fid(1), body(1))
-    disk.segment_path(1).write_text("[1, 2, 3]")
-    assert loaded(disk) == [(1, [fid(1)], True)]
-    assert list(disk.index_dir.glob("seg-000001.json.corrupt-*"))
-
-
-def test_orphan_bodies_are_added_back_to_their_segment(disk):
-    for n in (1, 2, 3):
-        disk.write_body(1, fid(n), body(n))
-    disk.write_segment(1, [entry(1), entry(3)])  # a crash between the body write and the index write
-    assert loaded(disk) == [(1, [fid(1), fid(2), fid(3)], True)]
-    assert loaded(disk) == [(1, [fid(1), fid(2), fid(3)], False)]
-
-
-def test_unreadable_and_foreign_body_files_are_not_added(disk):
-    disk.write_body(1, fid(1), body(1))
-    folder = disk.bodies_dir / "000001"
-    (folder / f"{fid(2)}.json.gz").write_bytes(b"\x1f\x8b\x08\x00half")
-    (folder / "not-a-flow.json.gz").write_bytes(gzip.compress(json.dumps(body(3)).encode()))
-    (folder / f"{fid(4)}.json.gz").write_bytes(gzip.compress(b'{"no": "flow"}'))
-    (folder / f"{fid(5)}.json").write_text("{}")
-    assert [ids for _, ids, _ in loaded(disk)] == [[fid(1)]]
-
-
-def test_load_sweeps_temp_files_everywhere(disk):
-    disk.write_body(1, fid(1), body(1))
-    disk.write_segment(1, [entry(1)])
-    temps = [disk.index_dir / ".seg-000001.json.12.34.tmp", disk.bodies_dir / "000001" / f".{fid(2)}.json.gz.1.tmp",
+def test_sweep_removes_our_temp_files_only(disk):
+    disk.write_body(1, fid(1), b"x")
+    temps = [disk.index_dir / ".seg-000001.jsonl.12.34.tmp", disk.bodies_dir / "000001" / f".{fid(2)}.json.gz.1.tmp",
              disk.root / ".stats.tmp"]
     for path in temps:
         path.write_bytes(b"partial")
     keep = disk.index_dir / "visible.tmp"
     keep.write_text("not ours")
-    assert loaded(disk) == [(1, [fid(1)], False)]
+    disk.sweep_temp_files()
     assert not any(path.exists() for path in temps) and keep.exists()
 
 
-def test_an_empty_body_folder_is_cleaned_up(disk):
-    (disk.bodies_dir / "000009").mkdir()
-    assert loaded(disk) == [(9, [], True)]
-    assert not (disk.bodies_dir / "000009").exists() and disk.segments() == []
+def test_a_record_gets_its_long_strings_back_from_the_search_text(disk):
+    stored = {"flow": entry(1), "request": {"body": {"messages": ["", "short"]}},
+              "texts": [["request", "body", "messages", 0, 6, 5]]}
+    disk.write_body(1, fid(1), encode_body("hello world", stored))
+    assert disk.read_record(1, fid(1)) == {"flow": entry(1), "request": {"body": {"messages": ["world", "short"]}}}
+    assert disk.read_parts(1, fid(1))[0] == "hello world"
+    assert disk.read_search(1, fid(1)) == ("hello world", 11)

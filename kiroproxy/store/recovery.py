@@ -1,0 +1,160 @@
+"""Opening the flow store: replay each segment's index log, check it against the body files on
+disk, repair what a crash left behind, and migrate segments of the previous layout.
+
+A flow counts only when its body file exists: an index line whose body is gone is dropped, and a
+body the index never heard of (a crash between the two writes) is indexed again from the copy of
+its entry the body holds. Runs once, before the writer thread starts; logs what it repaired.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Set, Tuple
+
+from .segments import Disk
+
+log = logging.getLogger(__name__)
+
+MARKS = ("bookmarked", "note", "tags")
+
+
+@dataclass(frozen=True)
+class Segment:
+    number: int
+    entries: List[Dict[str, Any]]  # live entries, seq order
+    lines: int                     # lines in its log file now
+    adds: int                      # flows ever added to it
+    size: int                      # bytes of its log file
+    repaired: bool
+
+
+@dataclass(frozen=True)
+class Loaded:
+    segments: List[Segment]
+    dropped: int    # index entries whose body was missing
+    recovered: int  # bodies indexed again
+    migrated: int   # entries moved over from the previous layout
+
+
+def load(disk: Disk) -> Loaded:
+    disk.sweep_temp_files()
+    found: List[Segment] = []
+    totals = [0, 0, 0]
+    for number in disk.segments():
+        segment, counts = _load_segment(disk, number)
+        totals = [a + b for a, b in zip(totals, counts)]
+        if segment is not None:
+            found.append(segment)
+    loaded = Loaded(found, *totals)
+    if loaded.migrated:
+        log.info("flow store: moved %d flow(s) to the append-only index; their full-text search covers only "
+                 "the first 2000 characters of the last message and the answer", loaded.migrated)
+    if loaded.dropped or loaded.recovered:
+        log.warning("flow store: dropped %d index entr(ies) whose body was missing, re-indexed %d body file(s)",
+                    loaded.dropped, loaded.recovered)
+    return loaded
+
+
+def compact(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The same entry holding shared strings. Entries parsed from the index logs each carry their
+    own copies of the keys and of repeated values (protocol, model, account, state...), which
+    would more than double the memory the index takes."""
+    out = {}
+    for key, value in entry.items():
+        if isinstance(value, str) and len(value) <= 64:
+            value = sys.intern(value)
+        elif key == "attempts" and isinstance(value, list):
+            value = [compact(a) if isinstance(a, dict) else a for a in value]
+        out[sys.intern(key)] = value
+    return out
+
+
+def replay(records: List[Dict[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Set[str], int]:
+    """(live entries by id, ids deleted, add lines) from a log's records, in order."""
+    entries: Dict[str, Dict[str, Any]] = {}
+    deleted: Set[str] = set()
+    adds = 0
+    for record in records:
+        if isinstance(record.get("add"), dict) and isinstance(record["add"].get("id"), str):
+            entry = compact(record["add"])
+            entries[entry["id"]] = entry
+            deleted.discard(entry["id"])
+            adds += 1
+        elif isinstance(record.get("set"), str):
+            entry = entries.get(record["set"])
+            if entry is not None:
+                entry.update({k: record[k] for k in MARKS if k in record})
+        elif isinstance(record.get("del"), list):
+            for flow_id in record["del"]:
+                if isinstance(flow_id, str):
+                    entries.pop(flow_id, None)
+                    deleted.add(flow_id)
+    return entries, deleted, adds
+
+
+def _load_segment(disk: Disk, number: int) -> Tuple[Any, Tuple[int, int, int]]:
+    legacy = disk.read_legacy(number)
+    migrated = 0
+    if disk.segment_path(number).exists():
+        records, damaged = disk.read_log(number)
+        if legacy is not None:  # migrated before a crash cut the clean-up short
+            disk.remove_legacy(number)
+        entries, deleted, adds = replay(records)
+        lines = len(records)
+    else:
+        # No log yet: a previous-layout segment to migrate, or bodies whose log was lost (each
+        # then comes back from its body file below).
+        entries = {e["id"]: _from_legacy(e) for e in legacy or []}
+        deleted, adds, lines = set(), len(entries), 0
+        migrated = len(entries)
+        damaged = False
+    bodies = disk.body_ids(number)
+    missing = [flow_id for flow_id in entries if flow_id not in bodies]
+    for flow_id in missing:
+        del entries[flow_id]
+    recovered = 0
+    for flow_id, size in bodies.items():
+        if flow_id in entries:
+            if not entries[flow_id].get("size"):
+                entries[flow_id]["size"] = size
+            continue
+        entry = _from_body(disk, number, flow_id, size) if flow_id not in deleted else None
+        if entry is None:  # evicted (the crash came before its log line) or unreadable
+            disk.remove_body(number, flow_id)
+            continue
+        entries[flow_id] = entry
+        recovered += 1
+    ordered = sorted(entries.values(), key=lambda e: e.get("seq", 0))
+    repaired = bool(damaged or missing or recovered)
+    if repaired or migrated:
+        size = disk.rewrite(number, [{"add": e} for e in ordered])
+        lines = len(ordered)
+        adds = max(adds, len(ordered))
+        if legacy is not None:
+            disk.remove_legacy(number)
+    else:
+        size = disk.log_size(number)
+    if not ordered and not disk.segment_path(number).exists():
+        disk.remove_segment(number)
+        return None, (len(missing), recovered, migrated)
+    return Segment(number, ordered, lines, adds, size, repaired), (len(missing), recovered, migrated)
+
+
+def _from_legacy(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """A previous-layout entry: its in-memory search snippet becomes a short display snippet."""
+    search = str(entry.pop("search", "") or "")
+    entry.pop("segment", None)
+    first, _, rest = search.partition("\n")  # the old search text began with the flow id
+    entry.setdefault("snippet", (rest if first == entry.get("id") else search)[:200])
+    return entry
+
+
+def _from_body(disk: Disk, number: int, flow_id: str, size: int) -> Any:
+    record = disk.read_record(number, flow_id)
+    flow = record.get("flow") if record else None
+    if not isinstance(flow, dict) or flow.get("id") != flow_id:
+        return None
+    entry = _from_legacy(dict(flow))
+    entry["size"] = size
+    return entry

@@ -1,0 +1,242 @@
+"""The flow writer thread: turns queued snapshots into stored flows, in batches.
+
+Per batch: gather the known secrets once (the redactor is rebuilt only when they changed),
+redact and serialise each flow, decide evictions for every cap *counting the incoming bytes*,
+remove the evicted bodies, write the new body files, and only then append the index lines that
+name them (one fsync per touched segment). So the disk never goes past its cap, and after a
+kill -9 no index line points at a body that was never written. Wakes on its own now and then
+to evict by age on an idle server. Never called on a request thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from ..redaction import Redactor
+from . import records, segments
+from .index import Caps, Incoming, Index
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.5    # a batch gathers flows for this long (unless flushed)
+BATCH_MAX = 200
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A finished flow not stored yet. `marks` (bookmark, note, tags given before it was
+    stored) changes only under the store lock."""
+
+    snap: records.Snapshot
+    seq: int
+    marks: Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A pending flow prepared by the writer: its entry, body file bytes and index line."""
+
+    pending: Pending
+    entry: Dict[str, Any]
+    data: bytes
+    line: Dict[str, Any]
+    line_size: int
+
+
+def marks_line(entry: Dict[str, Any]) -> Dict[str, Any]:
+    return {"set": entry["id"], "bookmarked": entry.get("bookmarked", False), "note": entry.get("note", ""),
+            "tags": entry.get("tags", [])}
+
+
+class Writer:
+    """Shares the store's lock, index, pending flows and dirty marks (all changed under the lock)."""
+
+    def __init__(self, disk: segments.Disk, index: Index, stats: Stats, caps: Caps, lock: threading.Lock,
+                 pending: Dict[str, Pending], dirty: Set[str], redactor: Callable[[], Redactor],
+                 account_name: Callable[[Optional[str]], str], clock: Callable[[], float],
+                 sweep_seconds: float) -> None:
+        self.disk, self.index, self.stats, self.caps = disk, index, stats, caps
+        self._lock, self._pending, self._dirty = lock, pending, dirty
+        self.redactor, self.account_name, self.clock = redactor, account_name, clock
+        self.sweep_seconds = sweep_seconds
+        self._waiters: List[threading.Event] = []
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # ----- the thread --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="kiroproxy-flows", daemon=True)
+            self._thread.start()
+
+    def wake(self, urgent: bool = False) -> None:
+        self._wake.set()
+        if urgent:
+            self._urgent.set()
+
+    def close(self, timeout: float) -> None:
+        """Write everything queued, then stop the thread."""
+        thread = self._thread
+        if thread is None:
+            self.cycle()
+            return
+        self._stopping.set()
+        self.wake(urgent=True)
+        thread.join(timeout)
+        self._thread = None
+
+    def flush(self, timeout: float) -> bool:
+        if self._thread is None:  # not started: write on the calling thread
+            self.cycle()
+            return True
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append(done)
+        self.wake(urgent=True)
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            if self._wake.wait(self.sweep_seconds) and not self._urgent.is_set():
+                self._urgent.wait(BATCH_SECONDS)  # let the flows of the next moments join the batch
+            self._wake.clear()
+            self._urgent.clear()
+            stopping = self._stopping.is_set()
+            try:
+                self.cycle()
+            except Exception:  # the writer must outlive one bad batch (disk full...)
+                log.exception("flow store: writing a batch failed")
+            if stopping:
+                return
+
+    def cycle(self) -> None:
+        """Write what is pending now (in batches), enforce the caps, then wake the flushers."""
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+            target = self.index.seq
+        while True:
+            with self._lock:
+                batch = list(islice(self._pending.values(), BATCH_MAX))
+            self._write_batch(batch)
+            with self._lock:
+                first = next(iter(self._pending.values()), None)
+            if first is None or first.seq > target:
+                break
+        for done in waiters:
+            done.set()
+
+    # ----- one batch ---------------------------------------------------------------------
+
+    def _write_batch(self, batch: List[Pending]) -> None:
+        redactor = self.redactor()
+        ready = [r for r in (self._prepare(p, redactor) for p in batch) if r is not None]
+        with self._lock:
+            marked = [self.index.entries[i] for i in self._dirty if i in self.index.entries]
+            extra = sum(len(segments.line(marks_line(e))) for e in marked)
+            plan = self.index.plan([Incoming(r.entry["id"], r.entry.get("received_at") or 0.0,
+                                             bool(r.entry.get("bookmarked")), len(r.data) + r.line_size)
+                                    for r in ready], self.clock(), self.caps, extra)
+            emptied = self.index.remove(plan.victims)
+            for flow_id in plan.dropped:
+                self._pending.pop(flow_id, None)
+        if plan.too_big:
+            log.warning("flow store: %d flow(s) larger than the %d-byte cap allows were not stored",
+                        len(plan.too_big), self.caps.max_bytes)
+        for entry in plan.victims:  # evict first: the new bodies never take the disk past the cap
+            self.disk.remove_body(entry["segment"], entry["id"])
+        for segment in emptied:
+            self.disk.remove_segment(segment)
+            with self._lock:
+                self.index.forget(segment)
+        if plan.victims:
+            log.info("flow store: evicted %d old flow(s)", len(plan.victims))
+        lines: Dict[int, List[Dict[str, Any]]] = {}
+        for item in ready:
+            if item.entry["id"] not in plan.dropped:
+                self._store(item, lines)
+        self._log(lines, [e for e in plan.victims if e["segment"] not in emptied])
+        self.stats.save()
+
+    def _prepare(self, pending: Pending, redactor: Redactor) -> Optional[Ready]:
+        meta = pending.snap.meta
+        name = self.account_name(meta["account_id"]) if meta["account_id"] else ""
+        try:
+            prepared = records.prepare(pending.snap, pending.seq, name, redactor)
+        except Exception:  # one flow that cannot be recorded must not stop the others
+            log.exception("flow store: flow %s could not be recorded", pending.snap.id)
+            with self._lock:
+                self._pending.pop(pending.snap.id, None)
+            return None
+        with self._lock:
+            marks = dict(pending.marks)
+            self._dirty.discard(pending.snap.id)  # its add line carries them
+        prepared.entry.update(marks)
+        prepared.record["flow"].update(marks)
+        data = segments.encode_body(prepared.search, prepared.record)
+        prepared.entry["size"] = len(data)
+        line = {"add": records.public(prepared.entry)}
+        return Ready(pending, prepared.entry, data, line, len(segments.line(line)))
+
+    def _store(self, item: Ready, lines: Dict[int, List[Dict[str, Any]]]) -> None:
+        """Write one body file, then make the flow a stored one (its index line is queued)."""
+        flow_id = item.entry["id"]
+        with self._lock:
+            segment = self.index.segment_for_new()
+        try:
+            self.disk.write_body(segment, flow_id, item.data)
+        except OSError as exc:
+            log.error("flow store: flow %s not stored: %s", flow_id, exc)
+            with self._lock:
+                self._pending.pop(flow_id, None)
+            return
+        with self._lock:
+            marks = item.pending.marks
+            if any(item.entry.get(k) != v for k, v in marks.items()):  # marked while being written
+                item.entry.update(marks)
+                self._dirty.add(flow_id)
+            self.index.commit(item.entry, segment)
+            self._pending.pop(flow_id, None)
+        lines.setdefault(segment, []).append(item.line)
+
+    def _log(self, lines: Dict[int, List[Dict[str, Any]]], victims: List[Dict[str, Any]]) -> None:
+        """Append this batch's index lines (adds, marks, evictions); one fsync per segment."""
+        with self._lock:
+            dirty = set(self._dirty)
+            self._dirty.clear()
+            for flow_id in dirty:
+                entry = self.index.entries.get(flow_id)
+                if entry is not None:
+                    lines.setdefault(entry["segment"], []).append(marks_line(entry))
+                elif flow_id in self._pending:
+                    self._dirty.add(flow_id)  # not stored yet: its add line will carry the marks
+        gone: Dict[int, List[str]] = {}
+        for entry in victims:
+            gone.setdefault(entry["segment"], []).append(entry["id"])
+        for segment, ids in gone.items():
+            lines.setdefault(segment, []).append({"del": ids})
+        for segment, new in sorted(lines.items()):
+            self._append(segment, new)
+
+    def _append(self, segment: int, new: List[Dict[str, Any]]) -> None:
+        with self._lock:
+            live: List[Dict[str, Any]] = []
+            if self.index.needs_compaction(segment, len(new)):
+                live = [{"add": records.public(self.index.entries[i])} for i in self.index.segment_ids(segment)]
+            room = self.caps.max_bytes - self.index.total_bytes()
+        # Compacting writes the whole log anew, briefly beside the old one: only when that fits.
+        if live and sum(len(segments.line(r)) for r in live) <= room:
+            size = self.disk.rewrite(segment, live)
+            with self._lock:
+                self.index.logged(segment, size, len(live), rewritten=True)
+            return
+        size = self.disk.append(segment, new)
+        with self._lock:
+            self.index.logged(segment, size, len(new))
