@@ -13,7 +13,7 @@ from flask import Response, request
 from .. import chat
 from ..errors import NotFound, ProxyError
 from ..protocols import gemini
-from .proxy import bp, count_call, error_response, relay_call
+from .proxy import bp, count_call, error_response, record_rejected, relay_call
 
 
 @bp.post("/v1beta/models/<path:target>")
@@ -26,9 +26,10 @@ def model_action(target: str) -> Response:
     if action == "countTokens":
         return count_tokens(model)
     if action not in ("generateContent", "streamGenerateContent") or not model:
-        return error_response(gemini, NotFound(f"unknown Gemini method '{target}': use "
-                                               f"models/<model>:generateContent, :streamGenerateContent "
-                                               f"or :countTokens"))
+        error = NotFound(f"unknown Gemini method '{target}': use models/<model>:generateContent, "
+                         f":streamGenerateContent or :countTokens")
+        record_rejected(gemini, error)  # a client call like any other: it gets a flow
+        return error_response(gemini, error)
     streaming = action == "streamGenerateContent"
     as_sse = request.args.get("alt") == "sse"
 

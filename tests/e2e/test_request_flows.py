@@ -62,6 +62,7 @@ def test_gemini_count_tokens_is_recorded(proxy):
     ("GET", "/v1/messages", 405, "anthropic"),
     ("PUT", "/v1/chat/completions", 405, "openai"),
     ("POST", "/wrong-base/v1/messages", 404, "anthropic"),
+    ("POST", "/v1beta/models/gemini-2.5-pro:explode", 404, "gemini"),
 ])
 def test_calls_refused_before_a_view_are_recorded(proxy, method, path, status, protocol):
     response = proxy.http.request(method, proxy.url + path, json={"model": "m"}, headers={"x-api-key": "k"})
