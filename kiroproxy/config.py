@@ -88,6 +88,7 @@ class Settings(BaseModel):
     quota_cache_seconds: float = Field(60.0, ge=0)
     sticky_sessions: bool = True
     max_concurrency_per_account: int = Field(0, ge=0)
+    concurrency_wait_seconds: float = Field(30.0, ge=0)
     min_interval_seconds: float = Field(0.0, ge=0)
 
     @field_validator("api_keys", mode="before")

@@ -65,7 +65,7 @@ def _pool(settings: Settings, home: Path) -> AccountPool:
         JsonDB(home / "accounts.json", 0o600),
         cooldown_seconds=settings.cooldown_seconds, max_cooldown_seconds=settings.max_cooldown_seconds,
         max_concurrency=settings.max_concurrency_per_account, min_interval=settings.min_interval_seconds,
-        sticky=settings.sticky_sessions)
+        sticky=settings.sticky_sessions, concurrency_wait=settings.concurrency_wait_seconds)
 
 
 def _identity(settings: Settings) -> ClientIdentity:

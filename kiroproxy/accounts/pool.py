@@ -53,14 +53,17 @@ class Lease:
 class AccountPool:
     def __init__(self, db: Optional[JsonDB] = None, *, clock: Callable[[], float] = time.time,
                  cooldown_seconds: float = 180.0, max_cooldown_seconds: float = 1800.0,
-                 max_concurrency: int = 0, min_interval: float = 0.0, sticky: bool = True) -> None:
+                 max_concurrency: int = 0, min_interval: float = 0.0, sticky: bool = True,
+                 concurrency_wait: float = 0.0) -> None:
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)  # an in-flight request ended
         self._save_lock = threading.Lock()
         self._db = db
         self.clock = clock
         self.cooldown_seconds = cooldown_seconds
         self.max_cooldown_seconds = max_cooldown_seconds
         self.max_concurrency = max_concurrency
+        self.concurrency_wait = concurrency_wait  # seconds a request queues for a free slot
         self.min_interval = min_interval
         self.sticky = sticky
         self._accounts: Dict[str, Account] = {}
@@ -195,12 +198,19 @@ class AccountPool:
     def lease(self, exclude: Iterable[str] = (), session_key: Optional[str] = None) -> Lease:
         """Pick an account for one request. Raises ProxyError when none can serve now."""
         excluded: Set[str] = set(exclude)
+        deadline = time.monotonic() + self.concurrency_wait
         with self._lock:
-            now = self.clock()
-            ready = [self._accounts[i] for i in self._order
-                     if i not in excluded and self._accounts[i].state(now) == ACTIVE]
-            if self.max_concurrency:
-                ready = [a for a in ready if a.in_flight < self.max_concurrency]
+            while True:
+                now = self.clock()
+                active = [self._accounts[i] for i in self._order
+                          if i not in excluded and self._accounts[i].state(now) == ACTIVE]
+                ready = [a for a in active if not self.max_concurrency or a.in_flight < self.max_concurrency]
+                left = deadline - time.monotonic()
+                if ready or not active or left <= 0:
+                    break
+                # Every usable account is at its concurrency cap: queue for a slot (the lock is
+                # released while waiting) rather than refusing a burst of parallel requests.
+                self._slot_freed.wait(min(left, 1.0))
             if not ready:
                 raise self._none_available(now, excluded)
             account = self._choose(ready, session_key, now)
@@ -258,6 +268,7 @@ class AccountPool:
             account = self._accounts.get(account_id)
             if account is not None and account.in_flight > 0:
                 account.in_flight -= 1
+                self._slot_freed.notify()
 
     # ----- outcomes and state changes ----------------------------------------------------
 

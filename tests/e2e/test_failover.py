@@ -1,6 +1,8 @@
 """Failover and upstream failure modes through the real server (Anthropic SDK as the client)."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.fakes.scripts import Script, monthly_limit, server_error, text_answer
@@ -128,3 +130,23 @@ def test_upstream_too_long_becomes_the_prompt_too_long_message(proxy, fake):
     message = caught.value.body["error"]["message"]
     assert message.startswith("prompt is too long: ") and message.endswith(" maximum")
     assert len(fake.requests_to("/generateAssistantResponse")) == 1  # not retried on other accounts
+
+
+def test_a_request_over_the_concurrency_cap_waits_for_a_slot(make_proxy, fake):
+    proxy = make_proxy(max_concurrency_per_account=1, concurrency_wait_seconds=30)
+    proxy.add_account("acc-A")
+    fake.queue(Script().text("first").gate("held").text(" done").context_usage(), text_answer("second"))
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-test", max_retries=0, timeout=30)
+    proxy.on_stop(client.close)
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    with client.messages.stream(**body) as first:
+        assert next(iter(first.text_stream)) == "first"  # the account's only slot is taken
+        results: list = []
+        waiter = threading.Thread(target=lambda: results.append(ask(proxy).content[0].text))
+        waiter.start()
+        assert not fake.wait_requests(2, path="/generateAssistantResponse", timeout=0.3)  # queued, not sent
+        assert results == []
+        fake.release("held")
+        assert first.get_final_text() == "first done"
+    waiter.join(10)
+    assert results == ["second"]

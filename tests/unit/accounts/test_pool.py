@@ -6,6 +6,7 @@ import os
 import random
 import stat
 import threading
+import time
 from typing import List
 
 import pytest
@@ -255,6 +256,40 @@ def test_concurrency_cap():
     first.release()
     assert pool.lease().account_id == first.account_id
 
+
+
+def test_a_request_over_the_cap_queues_until_a_slot_frees():
+    pool = make_pool("a", max_concurrency=1, concurrency_wait=30.0)
+    holder = pool.lease()
+    got: List[str] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.lease().account_id))
+    waiter.start()
+    # The waiter is parked on the condition: nothing was handed out while the slot is taken.
+    deadline = time.monotonic() + 5
+    while pool._slot_freed._waiters.__len__() == 0 and time.monotonic() < deadline:  # noqa: SLF001
+        threading.Event().wait(0.005)
+    assert got == [] and waiter.is_alive()
+    holder.release()
+    waiter.join(5)
+    assert got == ["a"] and pool.summary("a")["in_flight"] == 1
+
+
+def test_queueing_gives_up_after_the_wait_with_a_429():
+    pool = make_pool("a", max_concurrency=1, concurrency_wait=0.05)
+    pool.lease()
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        pool.lease()
+    assert time.monotonic() - started >= 0.05
+
+
+def test_no_queueing_when_no_account_is_usable_at_all():
+    pool = make_pool("a", max_concurrency=1, concurrency_wait=30.0)
+    pool.lease()
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        pool.lease(exclude=["a"])  # nothing to wait for: every account was already tried
+    assert time.monotonic() - started < 1.0
 
 def test_release_is_idempotent():
     pool = make_pool("a", max_concurrency=1)
