@@ -219,15 +219,22 @@ def stream_in_thread(url: str, out: dict) -> threading.Thread:
     return thread
 
 
-def test_sigterm_lets_a_stream_in_flight_finish_and_flushes_state(tmp_path, fake):
+def stream_held_at_a_gate(tmp_path: Path, fake, gate: str, rest: str, grace: str) -> tuple:
+    """A server (shutdown grace `grace` seconds) with one account, streaming an answer the fake
+    holds at `gate` (then `rest`): (process, the client's output dict, the client thread)."""
     home = tmp_path / "home"
     home.mkdir()
-    fake.queue(Script().text("before the signal, ").gate("mid").text("after the signal").context_usage(3))
-    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "30"})
-    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-G")).status_code == 201
+    fake.queue(Script().text("before the signal, ").gate(gate).text(rest).context_usage(3))
+    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": grace})
+    assert proc.admin("POST", "/accounts", json=factories.token_file(f"acc-{gate}")).status_code == 201
     out: dict = {}
     client = stream_in_thread(proc.url, out)
-    assert fake.wait_gate("mid", 10)
+    assert fake.wait_gate(gate, 10)
+    return proc, out, client
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_and_flushes_state(tmp_path, fake):
+    proc, out, client = stream_held_at_a_gate(tmp_path, fake, "mid", "after the signal", grace="30")
     proc.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: refuses_connections(proc.url), timeout=10)  # no longer accepting...
     assert proc.proc.poll() is None  # ...but still serving the stream
@@ -239,7 +246,7 @@ def test_sigterm_lets_a_stream_in_flight_finish_and_flushes_state(tmp_path, fake
     assert not (proc.data / "server.json").exists()
     (record,) = json.loads((proc.data / "accounts.json").read_text())["_default"].values()
     assert record["requests"] == 1
-    again = Process(home, fake.url)
+    again = Process(tmp_path / "home", fake.url)
     try:
         (flow,) = again.admin("GET", "/flows").json()["flows"]
         assert flow["state"] == "completed" and flow["stream"] is True
@@ -248,14 +255,7 @@ def test_sigterm_lets_a_stream_in_flight_finish_and_flushes_state(tmp_path, fake
 
 
 def test_sigterm_cuts_a_stream_that_outlasts_the_grace(tmp_path, fake):
-    home = tmp_path / "home"
-    home.mkdir()
-    fake.queue(Script().text("before the signal, ").gate("never").text("never sent").context_usage(3))
-    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "0.5"})
-    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-C")).status_code == 201
-    out: dict = {}
-    client = stream_in_thread(proc.url, out)
-    assert fake.wait_gate("never", 10)
+    proc, out, client = stream_held_at_a_gate(tmp_path, fake, "never", "never sent", grace="0.5")
     started = time.monotonic()
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.finish() == 0, "".join(proc.lines)
@@ -277,14 +277,7 @@ def test_an_idle_keep_alive_connection_does_not_hold_the_shutdown(tmp_path, fake
 
 
 def test_a_second_signal_cuts_the_grace_short(tmp_path, fake):
-    home = tmp_path / "home"
-    home.mkdir()
-    fake.queue(Script().text("before the signal, ").gate("held").text("never sent").context_usage(3))
-    proc = Process(home, fake.url, extra_env={"KIROPROXY_SHUTDOWN_GRACE_SECONDS": "120"})
-    assert proc.admin("POST", "/accounts", json=factories.token_file("acc-S")).status_code == 201
-    out: dict = {}
-    client = stream_in_thread(proc.url, out)
-    assert fake.wait_gate("held", 10)
+    proc, out, client = stream_held_at_a_gate(tmp_path, fake, "held", "never sent", grace="120")
     started = time.monotonic()
     proc.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: refuses_connections(proc.url), timeout=10)
