@@ -162,8 +162,9 @@ def bench_index_writes(count: int) -> dict:
             return size
 
         def counted_rewrite(segment, records):
-            written["index"] += rewrite(segment, records)
-            return written["index"]
+            size = rewrite(segment, records)
+            written["index"] += size
+            return size
 
         def counted_body(segment, flow_id, data):
             written["body"] += write_body(segment, flow_id, data)

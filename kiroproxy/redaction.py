@@ -60,6 +60,10 @@ def safe_headers(headers: Mapping[str, str]) -> dict:
     return {k.lower(): v for k, v in headers.items() if k.lower() in SAFE_HEADERS}
 
 
+def _usable(secrets: Iterable[str]) -> frozenset:
+    return frozenset(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
+
+
 class Redactor:
     """One set of known secrets, prepared once: longest first, plus their UTF-8 and JSON-escaped
     bytes. Masking a big document string by string costs (strings x secrets) substring tests;
@@ -69,7 +73,7 @@ class Redactor:
     Immutable, so threads share it; build a new one (see refreshed()) when the secrets change."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.key = frozenset(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
+        self.key = _usable(secrets)
         self.secrets: Tuple[str, ...] = tuple(sorted(self.key, key=len, reverse=True))
         self._utf8 = tuple(s.encode("utf-8", "surrogatepass") for s in self.secrets)
         # A string's JSON form escapes each character on its own, so a secret occurs inside a JSON
@@ -79,7 +83,7 @@ class Redactor:
 
     def refreshed(self, secrets: Iterable[str]) -> Redactor:
         """This redactor when `secrets` is the same set, else a new one."""
-        key = frozenset(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
+        key = _usable(secrets)
         return self if key == self.key else Redactor(key)
 
     def present(self, *texts: str) -> Tuple[str, ...]:

@@ -19,7 +19,7 @@ from ..exchange import Exchange
 from ..redaction import Redactor
 from . import records, recovery, segments
 from .index import Caps, Index
-from .queries import Budget, Filter, scan, summarize
+from .queries import Budget, Filter, scan, summarize, text_matches
 from .stats import Stats
 from .writer import BATCH_MAX, Pending, Writer
 
@@ -54,7 +54,7 @@ class FlowStore:
         self.repaired_segments = sum(1 for s in loaded.segments if s.repaired)
         self._index.load(loaded.segments)
         self._writer = Writer(self.disk, self._index, stats, self.caps, self._lock, self._pending, self._dirty,
-                              self._redactor_now, account_name, clock, sweep_seconds)
+                              self._redactor_now, self._name, clock, sweep_seconds)
 
     # ----- life cycle --------------------------------------------------------------------
 
@@ -134,6 +134,19 @@ class FlowStore:
             entry.update(pending.marks)
         return entry
 
+    def _render_live(self, exchange: Exchange, redactor: Redactor) -> Dict[str, Any]:
+        entry = records.index_entry(exchange, 0, self._name(exchange.account_id))
+        return records.finish_entry(entry, 0, entry["account_name"], redactor)
+
+    def _text_of(self, entry: Dict[str, Any], source: Any, redactor: Redactor) -> Tuple[Optional[str], int]:
+        """(a flow's search text lowercased, bytes it cost; None when unreadable): from disk when
+        stored (source None), else from its Snapshot or in-flight Exchange."""
+        if source is None:
+            return self.disk.read_search(entry["segment"], entry["id"])
+        snap = source if isinstance(source, records.Snapshot) else records.snapshot(source, with_body=False)
+        text = redactor.text(records.search_text(snap)).lower()
+        return text, len(text)
+
     def _collect(self, keep: Callable[[Dict[str, Any]], bool], cursor: Optional[int], live: bool = True,
                  masked: bool = True) -> Tuple[List[Tuple[Dict[str, Any], Any]], List[Dict[str, Any]]]:
         """(fresh rows, stored entries) matching `keep`, newest first, taken at one moment (a flow
@@ -151,10 +164,7 @@ class FlowStore:
             rows += [({**p.snap.meta, "seq": p.seq}, p.snap) for p in reversed(queued)]
         else:
             redactor = self._redactor_now() if running or queued else self._redactor
-            rows = []
-            for exchange in reversed(running):
-                entry = records.index_entry(exchange, 0, self._name(exchange.account_id))
-                rows.append((records.finish_entry(entry, 0, entry["account_name"], redactor), exchange))
+            rows = [(self._render_live(exchange, redactor), exchange) for exchange in reversed(running)]
             rows += [(self._render_pending(p, redactor), p.snap) for p in reversed(queued)]
         return [(entry, source) for entry, source in rows if keep(entry)], stored
 
@@ -184,16 +194,8 @@ class FlowStore:
         redactor = self._redactor_now()
         candidates, stored = self._collect(flt.predicate(), cursor)
         candidates += [(entry, None) for entry in stored]
-
-        def text_of(candidate: Tuple[Dict[str, Any], Any]) -> Tuple[Optional[str], int]:
-            entry, source = candidate
-            if source is None:
-                return self.disk.read_search(entry["segment"], entry["id"])
-            snap = source if isinstance(source, records.Snapshot) else records.snapshot(source, with_body=False)
-            text = redactor.text(records.search_text(snap)).lower()
-            return text, len(text)
-
-        found = scan(candidates, flt.words, offset + limit, text_of, self.search_budget)
+        found = scan(candidates, flt.words, offset + limit,
+                     lambda candidate: self._text_of(*candidate, redactor), self.search_budget)
         page = [entry for entry, _ in found.matched[offset:offset + limit]]
         with self._lock:
             shown = [records.public(e) for e in page]
@@ -219,9 +221,8 @@ class FlowStore:
             detail = self._render_pending(pending, redactor)
             record = records.record_of(pending.snap, redactor)
         elif live is not None:
-            entry = records.index_entry(live, 0, self._name(live.account_id))
-            return {**records.finish_entry(entry, 0, entry["account_name"], self._redactor_now()),
-                    "request": None, "response": None, "in_flight": True}
+            return {**self._render_live(live, self._redactor_now()), "request": None, "response": None,
+                    "in_flight": True}
         else:
             raise NotFound(f"no flow with id '{flow_id}'")
         detail["request"] = record.get("request") if record else None
@@ -263,7 +264,7 @@ class FlowStore:
         yield b"[" if fmt == "json" else b""
         first = True
         for entry, snap in chosen:
-            if words and not self._text_matches(entry, snap, words, redactor):
+            if words and not text_matches(words, self._text_of(entry, snap, redactor)[0]):
                 continue
             item = redactor.redact(records.public(entry))
             if include_bodies:
@@ -276,13 +277,6 @@ class FlowStore:
                 yield (text + "\n").encode("utf-8", "surrogatepass")
             first = False
         yield b"]" if fmt == "json" else b""
-
-    def _text_matches(self, entry: Dict[str, Any], snap: Any, words: Tuple[str, ...], redactor: Redactor) -> bool:
-        if snap is None:
-            text, _ = self.disk.read_search(entry["segment"], entry["id"])
-        else:
-            text = redactor.text(records.search_text(snap)).lower()
-        return text is not None and all(word in text for word in words)
 
     def _stored_record(self, entry: Dict[str, Any], redactor: Redactor) -> Optional[Dict[str, Any]]:
         """A body record from disk, masked again only if a secret known today occurs in it."""

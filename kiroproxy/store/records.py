@@ -198,6 +198,14 @@ class Prepared:
     record: Dict[str, Any]     # {"flow", "request", "response", "texts"}, redacted
 
 
+def _decoded(snap: Snapshot) -> Snapshot:
+    """The snapshot with a pickled body: raw JSON is parsed (off the request path) so secrets are
+    found in the decoded strings, whatever the client escaped in its JSON."""
+    if not snap.body_json:
+        return snap
+    return replace(snap, body=_freeze(json.loads(snap.body)), body_json=False)
+
+
 def _present(snap: Snapshot, redactor: Redactor, *texts: str) -> Tuple[str, ...]:
     """The known secrets occurring anywhere in a flow, longest first: one scan per secret of the
     pickled body plus the given texts."""
@@ -210,10 +218,7 @@ def prepare(snap: Snapshot, seq: int, account_name: str, redactor: Redactor) -> 
 
     The long strings of the record that the search text already holds (message texts, tool
     results, the answer) are stored once: the record keeps [path, start, length] in "texts"."""
-    if snap.body_json:
-        # Parse and pickle here, off the request path, so secrets are found in the decoded strings
-        # (a client may escape characters in its JSON) exactly as for a pickled body.
-        snap = replace(snap, body=_freeze(json.loads(snap.body)), body_json=False)
+    snap = _decoded(snap)
     pieces = search_pieces(snap)
     present = _present(snap, redactor, "\n".join(pieces), "\n".join(a["message"] for a in snap.meta["attempts"]))
     pieces = [redact_text(p, present) for p in pieces]
@@ -269,6 +274,7 @@ def restore(record: Dict[str, Any], search: str) -> Dict[str, Any]:
 
 def record_of(snap: Snapshot, redactor: Redactor) -> Dict[str, Any]:
     """The body record of a flow not stored yet (read on an admin thread)."""
+    snap = _decoded(snap)
     response = response_of(snap)
     present = _present(snap, redactor, json.dumps(response, ensure_ascii=False, default=str))
     return {"request": {"headers": redactor.redact(snap.headers, present),

@@ -55,18 +55,16 @@ def encode_body(search: str, record: Dict[str, Any]) -> bytes:
     return _gzip(search.encode("utf-8", "surrogatepass")) + _gzip(text.encode("utf-8", "surrogatepass"))
 
 
-def _first_member(handle: BinaryIO) -> Tuple[bytes, bytes, int]:
-    """(decompressed first gzip member, bytes read past it, compressed bytes read)."""
+def _first_member(handle: BinaryIO) -> Tuple[bytes, bytes]:
+    """(decompressed first gzip member, bytes read past it)."""
     unpacker = zlib.decompressobj(31)
     out: List[bytes] = []
-    read = 0
     while not unpacker.eof:
         chunk = handle.read(_CHUNK)
         if not chunk:
             raise DamagedBody("cut short")
-        read += len(chunk)
         out.append(unpacker.decompress(chunk))
-    return b"".join(out), unpacker.unused_data, read
+    return b"".join(out), unpacker.unused_data
 
 
 def _decode(data: bytes) -> str:
@@ -132,7 +130,7 @@ class Disk:
         unreadable. A body of the previous layout has no search text: ("", its record)."""
         try:
             with open(self.body_path(segment, flow_id), "rb") as handle:
-                first, rest, _ = _first_member(handle)
+                first, rest = _first_member(handle)
                 rest += handle.read()
             if not rest:  # previous layout: one member, the record itself
                 return "", first
@@ -156,7 +154,7 @@ class Disk:
         Reads only the first member of the file."""
         try:
             with open(self.body_path(segment, flow_id), "rb") as handle:
-                first, rest, _ = _first_member(handle)
+                first, rest = _first_member(handle)
                 if rest or handle.read(1):
                     return _decode(first).lower(), len(first)
             record = json.loads(_decode(first))  # previous layout: the record holds a snippet

@@ -166,8 +166,7 @@ class Writer:
         self.stats.save()
 
     def _prepare(self, pending: Pending, redactor: Redactor) -> Optional[Ready]:
-        meta = pending.snap.meta
-        name = self.account_name(meta["account_id"]) if meta["account_id"] else ""
+        name = self.account_name(pending.snap.meta["account_id"])
         try:
             prepared = records.prepare(pending.snap, pending.seq, name, redactor)
         except Exception:  # one flow that cannot be recorded must not stop the others
