@@ -185,7 +185,7 @@ def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, An
     says where it listens), else of a server at the configured address, else the data directory
     itself. A live owner that does not answer is an error: writing accounts.json underneath a
     server loses the account when the server next saves its own copy."""
-    from .server import owner
+    from .server import local_url, owner
 
     key_file = settings.home / "admin.key"
     key = args.admin_key or settings.admin_key or (key_file.read_text().strip() if key_file.exists() else "")
@@ -197,12 +197,10 @@ def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, An
             f"the kiroproxy server that uses {settings.home} (pid {running.pid}) does not answer at "
             f"{running.url}; not adding the account underneath it. Try again once it answers, or pass "
             f"--server (if no kiroproxy runs, delete {settings.home / 'server.json'})"))
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = f"http://{host}:{settings.port}"
-    try:
-        return _through(url, key, "")
-    except LookupError:
-        pass
+    url = local_url(settings.host, settings.port)
+    api = _admin_api(url, key)
+    if api is not None:
+        return api, api.close
     from .services import open_logins
 
     logins, close = open_logins(settings)
@@ -211,19 +209,25 @@ def login_backend(settings: Settings, args: argparse.Namespace) -> Tuple[Any, An
 
 
 def _through(url: str, key: str, unreachable: str) -> Tuple[Any, Any]:
-    """The admin API at `url` when it accepts `key`. Nothing answering raises ProxyError(`unreachable`),
-    or LookupError when `unreachable` is empty (the caller has another way)."""
+    """The admin API at `url`, which must answer: ProxyError(`unreachable`) when nothing does."""
+    api = _admin_api(url, key)
+    if api is None:
+        raise ProxyError(unreachable)
+    return api, api.close
+
+
+def _admin_api(url: str, key: str) -> Optional[AdminApi]:
+    """The admin API at `url` when it accepts `key`; None when nothing answers there. Raises
+    ProxyError when the server refuses the key."""
     api = AdminApi(url, key)
     status = api.probe()
     if status == 200:
         print(f"Signing in through the server at {url}", flush=True)
-        return api, api.close
+        return api
     api.close()
     if status == 401:
         raise ProxyError(f"the server at {url} refused the admin key; pass --admin-key")
-    if not unreachable:
-        raise LookupError(url)
-    raise ProxyError(unreachable)
+    return None
 
 
 def login_device(backend: Any, region: Optional[str], start_url: Optional[str]) -> int:

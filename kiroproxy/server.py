@@ -140,8 +140,13 @@ class Marker:
 
     @property
     def url(self) -> str:
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return local_url(self.host, self.port)
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL that reaches a server listening on host:port from this machine (IPv6 bracketed)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def process_start(pid: int) -> str:

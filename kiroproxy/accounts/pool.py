@@ -28,6 +28,7 @@ from .credentials import Credentials, identity_conflict, merge
 
 log = logging.getLogger(__name__)
 
+
 class Lease:
     """One request's hold on an account. release() is idempotent."""
 

@@ -101,7 +101,7 @@ def listing(home: Path, *, now: Optional[float] = None, lock_timeout: float = 1.
 
 def path_holding(home: Path, refresh_token: str) -> Optional[str]:
     """The listed path whose credentials carry exactly this refresh token, if any."""
-    for found, creds in _entries(Path(home), None, 1.0):
+    for found, creds in listing(home):
         if creds is not None and creds.refresh_token == refresh_token:
             return found.path
     return None

@@ -234,3 +234,12 @@ def test_a_good_global_proxy_url_is_kept_and_empty_means_none(tmp_path):
     assert config.load(env=env).proxy_url == "socks5h://user:pw@gateway:1080"
     assert config.load(env={**env, "KIROPROXY_PROXY_URL": ""}).proxy_url == "socks5h://user:pw@gateway:1080"
     assert config.load({"proxy_url": ""}, env=env).proxy_url is None
+
+
+@pytest.mark.parametrize("host, url", [
+    ("0.0.0.0", "http://127.0.0.1:8080"), ("", "http://127.0.0.1:8080"), ("::", "http://[::1]:8080"),
+    ("::1", "http://[::1]:8080"), ("192.168.1.5", "http://192.168.1.5:8080"),
+])
+def test_the_local_url_of_a_listen_address(host, url):
+    from kiroproxy.server import local_url
+    assert local_url(host, 8080) == url
