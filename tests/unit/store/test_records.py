@@ -273,6 +273,8 @@ def test_prepare_masks_a_secret_the_raw_json_escapes():
     prepared = records.prepare(records.snapshot(exchange(body=json.loads(raw), raw_body=raw)), 1, "",
                                Redactor([secret]))
     assert prepared.record["request"]["body"]["deep"] == [f"has {MASK} inside"]
+    queued = records.record_of(records.snapshot(exchange(body=json.loads(raw), raw_body=raw)), Redactor([secret]))
+    assert queued["request"]["body"]["deep"] == [f"has {MASK} inside"]
 
 def test_prepare_without_reply():
     prepared = records.prepare(records.snapshot(exchange(answer=None)), 1, "", Redactor())
