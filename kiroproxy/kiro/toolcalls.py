@@ -72,7 +72,7 @@ class _OpenCall:
     def __init__(self, id: str, name: str) -> None:
         self.id = id
         self.name = name
-        self.raw = ""
+        self.fragments: List[str] = []  # joined once at the end: += would copy the input each time
         self.held: List[Event] = []  # its start and input fragments, released when it ends well
 
 
@@ -110,7 +110,7 @@ class ToolCalls:
             self._open.held.append(ToolCallStart(call_id, name))
         fragment = self._fragment(payload.get("input"))
         if fragment:
-            self._open.raw += fragment
+            self._open.fragments.append(fragment)
             self._open.held.append(ToolCallDelta(call_id, fragment))
         if payload.get("stop") is True:
             events += self.close()
@@ -131,7 +131,7 @@ class ToolCalls:
     def _fragment(self, value: object) -> str:
         if isinstance(value, str):
             return value
-        if value is None or (self._open is not None and self._open.raw):
+        if value is None or (self._open is not None and self._open.fragments):
             return ""  # a whole object repeated after input already arrived adds nothing
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -142,12 +142,13 @@ class ToolCalls:
             return []
         self._open = None
         self._ended.add(call.id)
-        args, ok = parse_arguments(call.raw)
+        raw = "".join(call.fragments)
+        args, ok = parse_arguments(raw)
         if not ok:
             self.malformed = True
             log.warning("Kiro tool call %s ended with cut or malformed arguments (%d chars); not sent",
-                        call.id, len(call.raw))
-            return [TextDelta(unrun_call_notice(call.name, call.raw))]
+                        call.id, len(raw))
+            return [TextDelta(unrun_call_notice(call.name, raw))]
         if self._is_repeat(call.name, args):
             log.info("dropping Kiro tool call %s: it repeats a finished call", call.id)
             return []

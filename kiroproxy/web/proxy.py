@@ -10,7 +10,7 @@ import logging
 import re
 from contextlib import closing
 from types import ModuleType
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -48,10 +48,11 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after parsing, a valid pair is one character
 
 
-def json_body() -> Any:
-    """The request's JSON, safe to translate. Raises BadRequest when it is empty, invalid or nested
-    deeper than MAX_DEPTH, a 413 ProxyError when it is too large. Lone surrogates (a cut emoji from
-    a JS client, binary tool output) cannot be UTF-8: they become U+FFFD in every string and key."""
+def json_body() -> Tuple[Any, Optional[bytes]]:
+    """The request's JSON, safe to translate, and its raw bytes (None when they were scrubbed).
+    Raises BadRequest when it is empty, invalid or nested deeper than MAX_DEPTH, a 413 ProxyError
+    when it is too large. Lone surrogates (a cut emoji from a JS client, binary tool output) cannot
+    be UTF-8: they become U+FFFD in every string and key."""
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
@@ -71,8 +72,7 @@ def json_body() -> Any:
         _clean(body, scrub)
     # The flow store keeps these bytes instead of copying the parsed body on the request thread
     # (immutable, so nothing the request does later can reach the record); not after a scrub.
-    g.raw_json = None if scrub else raw
-    return body
+    return body, None if scrub else raw
 
 
 def _clean(body: Any, scrub: bool) -> None:
@@ -150,6 +150,16 @@ def record_rejected(proto: ModuleType, error: ProxyError) -> None:
         services().relay.abort(begin_exchange(proto), error)
 
 
+def _accept(exchange: Exchange, parse: Callable[[Any], chat.ChatRequest]) -> Tuple[Any, chat.ChatRequest]:
+    """Check the client key, read and parse the body; what was read goes on `exchange`."""
+    check_client_key()
+    body, exchange.raw_body = json_body()
+    exchange.body = body
+    req = parse(body)
+    exchange.request, exchange.requested_model = req, req.model
+    return body, req
+
+
 def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
                render: Callable[[chat.Reply, chat.ChatRequest, Any], Any],
                encode: Callable[[chat.Stream, chat.ChatRequest, Any], Iterable[bytes]],
@@ -161,11 +171,8 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     svc = services()
     exchange = begin_exchange(proto)
     try:
-        check_client_key()
-        body = json_body()
-        exchange.body, exchange.raw_body = body, g.get("raw_json")
-        req = parse(body)
-        exchange.request, exchange.requested_model, exchange.stream = req, req.model, req.stream
+        body, req = _accept(exchange, parse)
+        exchange.stream = req.stream
         stream = svc.relay.open(req, exchange)
     except ProxyError as error:
         svc.relay.abort(exchange, error)
@@ -196,11 +203,7 @@ def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     svc = services()
     exchange = begin_exchange(proto)
     try:
-        check_client_key()
-        body = json_body()
-        exchange.body, exchange.raw_body = body, g.get("raw_json")
-        req = parse(body)
-        exchange.request, exchange.requested_model = req, req.model
+        _, req = _accept(exchange, parse)
         exchange.model = svc.catalog.resolve(req.model)
         total = tokens.count_request(req)
     except ProxyError as error:
