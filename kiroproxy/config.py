@@ -79,6 +79,7 @@ class Settings(BaseModel):
     retry_backoff_seconds: float = Field(1.0, ge=0)
     max_body_bytes: int = Field(600_000, ge=10_000)
     keepalive_seconds: float = Field(15.0, gt=0)
+    stream_start_seconds: float = Field(2.0, gt=0)
 
     # account pool
     refresh_margin_seconds: float = Field(600.0, ge=0)

@@ -58,22 +58,23 @@ class Pump:
         return False
 
     def events(self, *, heartbeat: float = 15.0, client_gone: Callable[[], bool] = lambda: False,
-               tick: float = 0.25, clock: Callable[[], float] = time.monotonic) -> Iterator[Event]:
-        """Yield upstream events; Heartbeat after `heartbeat` idle seconds. Raises ClientGone, or
-        whatever the upstream iterator raised."""
+               tick: float = 0.25, clock: Callable[[], float] = time.monotonic,
+               idle: object = None) -> Iterator[Event]:
+        """Yield upstream events; `idle` (default a Heartbeat) after `heartbeat` idle seconds. Raises
+        ClientGone, or whatever the upstream iterator raised."""
         with self._started:
             if not self._thread.is_alive() and not self._cancelled.is_set() and self._thread.ident is None:
                 self._thread.start()
         last = clock()
         while True:
             try:
-                item = self._queue.get(timeout=tick)
+                item = self._queue.get(timeout=min(tick, heartbeat))
             except queue.Empty:
                 if client_gone():
                     raise ClientGone() from None
                 if clock() - last >= heartbeat:
                     last = clock()
-                    yield Heartbeat()
+                    yield Heartbeat() if idle is None else idle  # type: ignore[misc]
                 continue
             if item is _END:
                 return

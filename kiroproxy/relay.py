@@ -1,7 +1,11 @@
 """One request end to end: lease an account, fresh token, payload, connect with failover, stream.
 
-Everything that can fail over happens before open() returns: connecting, the status check and
-the first upstream event. After that, failures surface as ProxyError from the event iterator.
+Everything before the first upstream event can fail over: connecting, the status check and the
+wait for that event (the connection is made and read on the stream's pump thread, so the request
+thread can send keep-alives meanwhile). open() returns once the first event is in, or, for a
+streaming client, after `stream_start` seconds without one: the response then starts and the
+connection attempts go on behind keep-alives. A first-event timeout moves to another account at
+most once. Failures after open() returned surface as ProxyError from the event iterator.
 """
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ import urllib3
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
 from .accounts.refresher import Refresher, failure_text
-from .chat import ChatRequest, Event, Finish, ReplyBuilder, Stream
+from .chat import ChatRequest, Event, Finish, Heartbeat, ReplyBuilder, Stream
 from .errors import ProxyError, TooLarge, Truncated, UpstreamError, UpstreamTimeout
-from .exchange import CANCELLED, COMPLETED, STREAMING, Attempt, Exchange, Observer
+from .exchange import CANCELLED, COMPLETED, PENDING, STREAMING, Attempt, Exchange, Observer
 from .kiro import errors as kiro_errors
 from .kiro import eventstream, payload
 from .kiro.auth import RefreshError
@@ -34,6 +38,8 @@ from .pump import ClientGone, Pump
 log = logging.getLogger(__name__)
 
 TRANSIENT_RETRIES = 3
+_WAITING = object()  # the pump's idle marker while the first event is awaited
+TIMEOUT_TRIES = 2  # first-event timeouts before the client gets the timeout error (each try is billed)
 
 
 def conversation_key(req: ChatRequest) -> Optional[str]:
@@ -58,7 +64,8 @@ def next_day_start(now: float) -> float:
 class Relay:
     def __init__(self, *, pool: AccountPool, refresher: Refresher, client: KiroClient, catalog: Catalog,
                  max_attempts: int = 6, max_body_bytes: int = 600_000, read_timeout: float = 300.0,
-                 backoff: float = 1.0, keepalive: float = 15.0, observers: Sequence[Observer] = (),
+                 backoff: float = 1.0, keepalive: float = 15.0, stream_start: float = 2.0,
+                 observers: Sequence[Observer] = (),
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.pool = pool
@@ -72,6 +79,9 @@ class Relay:
         self.clock = clock
         self.sleep = sleep
         self.keepalive = keepalive  # idle seconds before a Heartbeat event
+        # Seconds a streaming request waits for the first event before its response starts; also
+        # the keep-alive period while the first event is awaited.
+        self.stream_start = stream_start
         self.backoff = backoff  # seconds before the first transient retry; doubles each time
         # Called after an account is parked for exhausted credits (to look up the exact reset date).
         self.on_exhausted: Callable[[str], None] = lambda account_id: None
@@ -99,7 +109,8 @@ class Relay:
     # ----- opening -----------------------------------------------------------------------
 
     def open(self, req: ChatRequest, exchange: Exchange) -> Stream:
-        """Connect to Kiro on the best account; raises ProxyError if no account can serve."""
+        """Connect to Kiro on the best account; raises ProxyError if no account can serve before
+        the first event (or, for a streaming client, within `stream_start` seconds)."""
         model_id = self.catalog.resolve(req.model)
         info = self.catalog.info(model_id)
         exchange.model = model_id
@@ -107,11 +118,29 @@ class Relay:
         if input_tokens > info.context_window:
             raise TooLarge(f"prompt is too long: {input_tokens} tokens > {info.context_window} maximum",
                            tokens=input_tokens, limit=info.context_window)
+        holder: List[Stream] = []
+        gone = lambda: bool(holder) and holder[0].client_gone()  # noqa: E731
+        answer = self._answer(req, exchange, model_id, input_tokens, gone)
+        first: List[Event] = []
+        for event in answer:  # raises ProxyError: nothing was sent yet, the view answers the status
+            first.append(event)
+            if not isinstance(event, Heartbeat) or req.stream:
+                break  # content, or a streaming client waited stream_start seconds: start the response
+            first.clear()  # a whole answer: keep-alives mean nothing to it
+        stream = Stream(self._late(_chain(first, answer), exchange), model=model_id, input_tokens=input_tokens,
+                        on_close=lambda: self._abandon(answer, exchange))
+        holder.append(stream)
+        return stream
+
+    def _answer(self, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
+                gone: Callable[[], bool]) -> Iterator[Event]:
+        """The failover loop: Heartbeats while the first event is awaited, then the answer."""
+        info = self.catalog.info(model_id)
         session = conversation_key(req)
         conversation_id = str(uuid.uuid4())
         tried: List[str] = []
         last: Optional[ProxyError] = None
-        transient = attempts = 0
+        transient = attempts = timeouts = 0
         while True:
             try:
                 lease = self.pool.lease(exclude=tried, session_key=session)
@@ -126,8 +155,9 @@ class Relay:
                     continue
                 raise last from None
             attempts += 1
+            connected: Optional[Tuple[List[Event], Pump]] = None
             try:
-                return self._attempt(lease, req, exchange, model_id, conversation_id, input_tokens)
+                connected = yield from self._attempt(lease, req, exchange, model_id, conversation_id, gone)
             except KiroFailure as failure:
                 last = self._after_failure(lease, failure, exchange)
                 if isinstance(failure.client_error, TooLarge):
@@ -136,6 +166,11 @@ class Relay:
                                     limit=info.context_window)
                 if failure.action in (kiro_errors.FAIL, kiro_errors.SUSPEND):
                     raise last from None
+                if isinstance(failure.client_error, UpstreamTimeout):
+                    timeouts += 1
+                    if timeouts >= TIMEOUT_TRIES:  # slow for one account is usually slow for all
+                        raise UpstreamTimeout(f"Kiro did not start answering within "
+                                              f"{self.client.first_event_timeout:g} s ({timeouts} tries)") from None
             except RefreshError as exc:
                 exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
                                                  exc.message))
@@ -145,11 +180,37 @@ class Relay:
                 last = UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503,
                                      kind="overloaded")
             finally:
-                if exchange.account_id != lease.account_id:
+                if connected is None:
                     lease.release()
+            if connected is not None:
+                yield from self._stream(lease, req, exchange, model_id, input_tokens, *connected, gone)
+                return
             tried.append(lease.account_id)
             if attempts >= self.max_attempts:
                 raise last
+
+    def _late(self, events: Iterator[Event], exchange: Exchange) -> Iterator[Event]:
+        """Records an answer that failed or was abandoned before it connected (the response had
+        started: a streaming client's keep-alives); a connected one records itself."""
+        try:
+            yield from events
+        except ProxyError as exc:
+            if exchange.state == PENDING:
+                exchange.fail(exc.status, exc.kind, exc.message, self.clock())
+                self.finish(exchange)
+            raise
+        except (GeneratorExit, ClientGone):
+            if exchange.state == PENDING:
+                exchange.state = CANCELLED
+                self.finish(exchange)
+
+    def _abandon(self, answer: Iterator[Event], exchange: Exchange) -> None:
+        """Stream.close(): also when the stream was never read (its wrappers never started, so
+        closing them reaches nothing), end the answer: lease released, upstream cut, flow recorded."""
+        answer.close()  # type: ignore[attr-defined]
+        if exchange.state == PENDING:
+            exchange.state = CANCELLED
+            self.finish(exchange)
 
     def _after_failure(self, lease: Lease, failure: KiroFailure, exchange: Exchange) -> ProxyError:
         account_id = lease.account_id
@@ -173,7 +234,9 @@ class Relay:
         return failure
 
     def _attempt(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str,
-                 conversation_id: str, input_tokens: int) -> Stream:
+                 conversation_id: str, gone: Callable[[], bool]):
+        """Connect on one account (each of its hosts, one refresh); yields Heartbeats while waiting.
+        Returns ([first event], pump) once the first upstream event is in; raises KiroFailure."""
         if lease.wait > 0:
             self.sleep(lease.wait)
         creds = self.refresher.ensure_fresh(lease.account_id)
@@ -184,11 +247,14 @@ class Relay:
                 built = payload.build(req, model_id=model_id, profile_arn=self.client.profile_for(creds),
                                       conversation_id=conversation_id, max_body_bytes=self.max_body_bytes,
                                       native_thinking_efforts=info.thinking_efforts)
+                opened: List[requests.Response] = []
+                session = self.client.sessions.for_account(creds)  # a pump thread has none of its own
+                pump = Pump(self._upstream(creds, built.body, host, built.tool_names, session, opened),
+                            abort=lambda opened=opened: opened and abort(opened[0]))
                 try:
-                    response = self.client.open_chat(creds, built.body, host)
-                    first, upstream = self._first_events(response, built.tool_names)
-                    pump = Pump(upstream, abort=lambda response=response: abort(response))
+                    first = yield from self._first_event(pump, gone)
                 except KiroFailure as failure:
+                    pump.cancel()
                     if failure.action == kiro_errors.REFRESH and not refreshed:
                         exchange.attempts.append(Attempt(lease.account_id, "refresh", failure.message,
                                                          failure.upstream_status))
@@ -197,24 +263,43 @@ class Relay:
                     if failure.action == kiro_errors.PROFILE and index + 1 < len(hosts):
                         break
                     raise
-                return self._stream(lease, req, exchange, model_id, input_tokens, first, pump)
+                except BaseException:
+                    pump.cancel()
+                    raise
+                return first, pump
         raise KiroFailure(kiro_errors.FAIL, UpstreamError("Kiro rejected every endpoint for this account"))
 
-    def _first_events(self, response: requests.Response, tool_names) -> Tuple[List[Event], Iterator[Event]]:
-        """Read until the first neutral event so failures so far can still fail over."""
-        upstream = self._upstream_events(response, tool_names)
+    def _first_event(self, pump: Pump, gone: Callable[[], bool]):
+        """Wait for the first upstream event, yielding a Heartbeat every `stream_start` seconds.
+        Failures so far become KiroFailure, so they can still fail over."""
+        events = pump.events(heartbeat=self.stream_start, client_gone=gone, idle=_WAITING)
         try:
-            first = next(upstream)
-        except StopIteration:
-            raise KiroFailure(kiro_errors.ROTATE, Truncated("Kiro closed the stream without answering"),
-                              cooldown=5.0, same_account_retry=True) from None
+            for event in events:
+                if event is _WAITING:
+                    yield Heartbeat()
+                    continue
+                return [event]
+        except KiroFailure:
+            raise
         except ProxyError as exc:
-            upstream.close()
-            if isinstance(exc, KiroFailure):
-                raise
             raise KiroFailure(kiro_errors.ROTATE, exc, cooldown=5.0, same_account_retry=True) from None
-        set_read_timeout(response, self.read_timeout)
-        return [first], upstream
+        finally:
+            events.close()
+        raise KiroFailure(kiro_errors.ROTATE, Truncated("Kiro closed the stream without answering"),
+                          cooldown=5.0, same_account_retry=True)
+
+    def _upstream(self, creds, body, host: str, tool_names, session: requests.Session,
+                  opened: List[requests.Response]) -> Iterator[Event]:
+        """Runs on the pump thread: the chat call (read timeout = first-event timeout), then its
+        events; after the first one the read timeout becomes the idle timeout."""
+        response = self.client.open_chat(creds, body, host, session)
+        opened.append(response)
+        started = False
+        for event in self._upstream_events(response, tool_names):
+            yield event
+            if not started:
+                started = True
+                set_read_timeout(response, self.read_timeout)
 
     def _upstream_events(self, response: requests.Response, tool_names) -> Iterator[Event]:
         decoder = eventstream.Decoder()
@@ -235,20 +320,17 @@ class Relay:
     # ----- streaming ---------------------------------------------------------------------
 
     def _stream(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
-                first: List[Event], pump: Pump) -> Stream:
+                first: List[Event], pump: Pump, gone: Callable[[], bool]) -> Iterator[Event]:
         exchange.account_id = lease.account_id
         exchange.attempts.append(Attempt(lease.account_id, "ok"))
         exchange.first_byte_at = self.clock()
         exchange.state = STREAMING
         info = self.catalog.info(model_id)
         meter = accounting.Meter(input_tokens, info.context_window)
-        holder: List[Stream] = []
-        rest = pump.events(heartbeat=self.keepalive, client_gone=lambda: holder[0].client_gone())
+        rest = pump.events(heartbeat=self.keepalive, client_gone=gone)
         events = accounting.shape(_chain(first, rest), meter, stops=req.stop, max_tokens=req.max_tokens)
         log.info("%s %s -> %s on account %s", exchange.protocol, req.model, model_id, lease.account_id)
-        stream = Stream(self._observe(events, pump, lease, exchange), model=model_id, input_tokens=input_tokens)
-        holder.append(stream)
-        return stream
+        return self._observe(events, pump, lease, exchange)
 
     def _observe(self, events: Iterator[Event], pump: Pump, lease: Lease, exchange: Exchange) -> Iterator[Event]:
         builder = ReplyBuilder(exchange.model)

@@ -153,7 +153,8 @@ class Services:
             pool=pool, refresher=refresher, client=client, catalog=catalog,
             max_attempts=settings.max_attempts, max_body_bytes=settings.max_body_bytes,
             read_timeout=settings.read_timeout, backoff=settings.retry_backoff_seconds,
-            keepalive=settings.keepalive_seconds, observers=[flows])
+            keepalive=settings.keepalive_seconds, stream_start=settings.stream_start_seconds,
+            observers=[flows])
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
                                                             cache_seconds=settings.quota_cache_seconds)
         logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,

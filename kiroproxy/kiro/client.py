@@ -49,13 +49,15 @@ class KiroClient:
             return DEFAULT_SOCIAL_PROFILE
         return None
 
-    def open_chat(self, creds: Credentials, body: Dict[str, Any], host: str) -> requests.Response:
-        """POST the payload and return the 200 streaming response (read timeout = first event)."""
+    def open_chat(self, creds: Credentials, body: Dict[str, Any], host: str,
+                  session: Optional[requests.Session] = None) -> requests.Response:
+        """POST the payload and return the 200 streaming response (read timeout = first event).
+        `session`: the caller's (when called off its own thread); else this thread's."""
         url = host + "/generateAssistantResponse"
         # Lone surrogates (a cut emoji, binary tool output) cannot be UTF-8; the web layer already
         # replaces them, and Kiro must never get surrogate bytes (surrogatepass), so replace here too.
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
-        session = self.sessions.for_account(creds)
+        session = session or self.sessions.for_account(creds)
         try:
             response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,
                                     timeout=(self.connect_timeout, self.first_event_timeout))
