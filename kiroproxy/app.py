@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
 from .services import Services
-from .web import admin, completions, flows, gemini, logins, messages, models, proxy  # noqa: F401  (routes register)
+from .web import admin, completions, flows, gemini, guard, logins, messages, models, proxy  # noqa: F401  (routes register)
+from .web.guard import is_admin_path, is_client_call
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     app.extensions["kiroproxy"] = services or Services.build(settings)
     app.register_blueprint(proxy.bp)
     app.register_blueprint(admin.bp, url_prefix="/api")
+    app.before_request(guard.check)  # first: a refused request meets no key check, no view
     app.before_request(guard_unrouted_admin_paths)
+    app.after_request(guard.add_cors)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     return app
@@ -49,21 +52,6 @@ class PathFix:
                 path = path[len("/v1"):] if doubled != "/v1beta/v1beta/" else path[len("/v1beta"):]
         environ["PATH_INFO"] = path
         return self.app(environ, start_response)
-
-
-def is_admin_path(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
-
-
-# First path segments of the client APIs; other GETs (a browser's "/", favicon) are not API calls.
-CLIENT_API_ROOTS = {"v1", "v1beta", "v1alpha", "models", "chat", "responses", "messages"}
-
-
-def is_client_call(method: str, path: str) -> bool:
-    """A request meant for the client APIs, so a refusal deserves a flow."""
-    if is_admin_path(path):
-        return False
-    return method not in ("GET", "HEAD", "OPTIONS") or path.split("/", 2)[1] in CLIENT_API_ROOTS
 
 
 def guard_unrouted_admin_paths() -> Optional[Response]:

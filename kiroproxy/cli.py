@@ -77,9 +77,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def run_server(settings: Settings) -> int:
     from .app import create_app
+    from .exposure import client_keys_configured, public_bind_refusal
     from .server import claim, owner, release, serve
     from .services import Services
 
+    refusal = public_bind_refusal(settings.host, client_keys_configured(settings))
+    if refusal is not None:
+        print(f"kiroproxy: {refusal}", file=sys.stderr)
+        return 2
     running = owner(settings.home)
     if running is not None:  # two servers on one data directory overwrite each other's state
         print(f"kiroproxy: another kiroproxy server (pid {running.pid}, {running.url}) uses {settings.home}; "

@@ -9,11 +9,27 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .accounts.credentials import proxy_url_of
 from .errors import BadRequest
+
+
+def origin_of(entry: str) -> str:
+    """A web origin as browsers send it (scheme://host[:port], lower case); ValueError otherwise."""
+    text = entry.strip().lower().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.path \
+            or parts.query or parts.fragment or "*" in text or parts.username:
+        raise ValueError(f"{entry!r} is not a web origin: write scheme://host[:port], e.g. https://app.example "
+                         "(no path, no wildcard)")
+    return text
 
 
 class ConfigError(ValueError):
@@ -44,6 +60,10 @@ class Settings(BaseModel):
     # keys
     admin_key: Optional[str] = None
     api_keys: List[str] = Field(default_factory=list)
+
+    # who may call: Host names beyond loopback, web origins that get CORS answers
+    allowed_hosts: List[str] = Field(default_factory=list)
+    allowed_origins: List[str] = Field(default_factory=list)
 
     # upstream endpoints (None: the defaults of the upstream reference)
     kiro_api_url: Optional[str] = None
@@ -92,12 +112,25 @@ class Settings(BaseModel):
     concurrency_wait_seconds: float = Field(30.0, ge=0)
     min_interval_seconds: float = Field(0.0, ge=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: List[str]) -> List[str]:
+        for entry in value:
+            if not entry.strip() or "*" in entry or "/" in entry:
+                raise ValueError(f"{entry!r} is not a host name (name or name:port; no wildcards, no scheme)")
+        return [entry.strip().lower() for entry in value]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: List[str]) -> List[str]:
+        return [origin_of(entry) for entry in value]
 
     @field_validator("proxy_url", mode="before")
     @classmethod
