@@ -1,257 +1,251 @@
-"""Streaming benchmark: the proxy against the fake Kiro, side by side with the fake read directly.
+"""Streaming benchmark: the proxy against the fake Kiro, beside the same answer read directly.
 
-Run from the repository root:  python bench/stream_bench.py [--streams 32] [--chunks 200]
+Run from the repository root:
 
-It starts the fake upstream and the real proxy (`python kiroproxy.py`) as two subprocesses, so
-the client, the proxy and the fake never share an interpreter lock, then reports, in one run:
-  * time to first byte and total time of a <chunks>-chunk stream, direct vs through the proxy,
-    at 1 and <streams> concurrent streams;
-  * requests per second for short non-streaming requests, direct vs through the proxy;
-  * resident memory of the proxy idle and under load;
-  * start-up time to the first answered GET /v1/models.
-Numbers are medians over the runs; compare ratios, not absolute times (shared machines are noisy).
+    python bench/stream_bench.py                       # this checkout alone
+    python bench/stream_bench.py --baseline d5e573e    # and a git ref, side by side (git worktree)
+
+The fake upstream and every proxy run in their own processes (client, proxy and fake never share
+an interpreter lock). The long answer is <chunks> text frames <interval> apart. One run prints,
+for the Anthropic and the OpenAI path, each figure of the performance goals next to its direct
+reference and whether the goal is met:
+  * 1 stream and <streams> concurrent streams: time to first text byte, total time, errors;
+  * short non-streaming requests per second at 16 concurrent (kept-alive client connections);
+  * resident memory idle (before the first request), with the tokenizer loaded, at <streams> streams;
+  * start-up to the first answered GET /v1/models;
+  * time to first byte against a fake charging 100 ms per new upstream connection, beside a
+    reader on a warm connection.
+Rounds interleave direct reads and the proxies so drift on a shared machine hits all alike.
+Figures are medians; compare columns of one run, not numbers across machines.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
-import requests
+from stream_processes import ROOT, FakeProcess, ProxyProcess, RssSampler, rss_mb
+from stream_readers import Call, anthropic_call, concurrent, direct_call, median_ms, openai_call, rate, read
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from kiroproxy.kiro.eventstream import Decoder  # noqa: E402
-from tests import factories  # noqa: E402
-from tests.fakes.kiro import FakeKiro  # noqa: E402
-from tests.fakes.scripts import Script, text_answer  # noqa: E402
-
-ADMIN = "bench-admin-key"
+DIRECT = "direct"
+PATHS = ("anthropic", "openai")
+CALLS = {"anthropic": anthropic_call, "openai": openai_call}
+SHORT_RATE_GOAL = 370.0  # 10 x petehsu/KiroProxy's 36.9 req/s measured on the reference machine
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class Target:
+    """One build of the proxy: this checkout or a baseline ref."""
+
+    name: str
+    root: Path
+    proxy: Optional[ProxyProcess] = None
+    slow: Optional[ProxyProcess] = None
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+@dataclass
+class Results:
+    values: Dict[str, Dict[str, List[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+
+    def add(self, figure: str, column: str, value: Optional[float]) -> None:
+        if value is not None:
+            self.values[figure][column].append(value)
+
+    def median(self, figure: str, column: str) -> Optional[float]:
+        found = self.values.get(figure, {}).get(column)
+        return statistics.median(found) if found else None
 
 
-class ProxyProcess:
-    def __init__(self, fake_url: str) -> None:
-        self.home = tempfile.mkdtemp(prefix="kiroproxy-bench-")
-        self.port = free_port()
-        env = dict(os.environ, HOME=self.home, KIROPROXY_ADMIN_KEY=ADMIN, KIROPROXY_KIRO_API_URL=fake_url,
-                   KIROPROXY_KIRO_AUTH_URL=fake_url, KIROPROXY_AWS_OIDC_URL=fake_url,
-                   KIROPROXY_LOG_LEVEL="WARNING")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "kiroproxy.py"), "--port", str(self.port),
-                                      "--threads", "64"], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.startup = self._wait_ready()
-
-    def _wait_ready(self) -> float:
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline:
-            try:
-                if requests.get(self.url + "/v1/models", timeout=1).status_code == 200:
-                    return time.perf_counter() - self.started
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.005)
-        raise RuntimeError("the proxy did not start")
-
-    def add_account(self) -> None:
-        response = requests.post(self.url + "/api/accounts", json=factories.token_file("bench-acc"),
-                                 headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-        response.raise_for_status()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+# figure -> (label, unit, goal text, goal(value, direct) -> bool)
+Goal = Callable[[float, Optional[float]], bool]
 
 
-class RssSampler:
-    """Peak resident memory of a process while a block runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_kb(self.pid))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def stream_script(chunks: int) -> Script:
-    return text_answer(*[f"chunk{i:04d} " for i in range(chunks)])
+def goals(streams: int) -> Dict[str, tuple]:
+    table: Dict[str, tuple] = {}
+    for path in PATHS:
+        table.update({
+            f"{path}.ttfb_1": (f"{path}: 1 stream, first byte", "ms", "<= direct + 3 ms",
+                               lambda v, d: d is not None and v <= d + 3),
+            f"{path}.total_1": (f"{path}: 1 stream, total", "ms", "<= 1.03 x direct",
+                                lambda v, d: d is not None and v <= 1.03 * d),
+            f"{path}.ttfb_n": (f"{path}: {streams} streams, first byte", "ms", "<= 1.5 x direct",
+                               lambda v, d: d is not None and v <= 1.5 * d),
+            f"{path}.total_n": (f"{path}: {streams} streams, total", "ms", "<= 1.2 x direct",
+                                lambda v, d: d is not None and v <= 1.2 * d),
+            f"{path}.errors_n": (f"{path}: {streams} streams, errors (sum)", "", "0", lambda v, d: v == 0),
+            f"{path}.rate": (f"{path}: short requests, 16 concurrent", "req/s", f">= {SHORT_RATE_GOAL:.0f}",
+                             lambda v, d: v >= SHORT_RATE_GOAL),
+            f"{path}.slow_ttfb": (f"{path}: first byte, 100 ms per new connection", "ms",
+                                  "<= direct (warm) + 10 ms", lambda v, d: d is not None and v <= d + 10),
+            f"{path}.rss_n": (f"{path}: memory at {streams} streams", "MB", "<= 130", lambda v, d: v <= 130),
+        })
+    table["rss_idle"] = ("memory idle, before the first request", "MB", "<= 40", lambda v, d: v <= 40)
+    table["rss_tokenizer"] = ("memory with the tokenizer loaded", "MB", "<= 100", lambda v, d: v <= 100)
+    table["startup"] = ("start-up to the first /v1/models", "ms", "<= 300", lambda v, d: v <= 300)
+    return table
 
 
-SHORT_MARK = b"bench-short"
+# ----- scenarios -------------------------------------------------------------------------------
 
 
-def serve_fake(chunks: int) -> None:
-    """Child process: a fake Kiro answering short requests with "ok" and the rest with a long stream."""
-    with FakeKiro() as fake:
-        fake.route(lambda recorded: SHORT_MARK in recorded.body, text_answer("ok"))
-        fake.route(lambda recorded: True, stream_script(chunks))
-        print(fake.url, flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
+def start_targets(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, results: Results,
+                  startups: int) -> None:
+    """Start each build `startups` times, alternating, for start-up time and idle memory; keep the last."""
+    for number in range(startups):
+        for target in targets:
+            proxy = ProxyProcess(target.root, fake.url)
+            results.add("startup", target.name, proxy.startup * 1000)
+            results.add("rss_idle", target.name, rss_mb(proxy.pid))
+            if number + 1 < startups:
+                proxy.stop()
+            else:
+                target.proxy = proxy
+    for target in targets:
+        target.slow = ProxyProcess(target.root, slow_fake.url)
+        for proxy in (target.proxy, target.slow):
+            proxy.add_account()
+        for path in PATHS:  # the first chat request loads the tokenizer
+            for proxy in (target.proxy, target.slow):
+                read(proxy.url, CALLS[path](2))
+        results.add("rss_tokenizer", target.name, rss_mb(target.proxy.pid))
 
 
-class FakeProcess:
-    def __init__(self, chunks: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(chunks)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            raise RuntimeError("the fake did not start")
-
-    def stop(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-
-
-def read_direct(fake_url: str) -> tuple:
-    start = time.perf_counter()
-    first = None
-    with requests.post(fake_url + "/generateAssistantResponse", data=b'{"bench":"stream"}', stream=True,
-                       headers={"Authorization": "Bearer bench-acc"}, timeout=60) as response:
-        decoder = Decoder()
-        for chunk in _chunks(response):
-            for frame in decoder.feed(chunk):
-                if first is None and frame.event_type == "assistantResponseEvent":
-                    first = time.perf_counter() - start
-    return first, time.perf_counter() - start
+def run_round(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, results: Results,
+              args: argparse.Namespace) -> None:
+    chunks, streams = args.chunks, args.streams
+    for _ in range(args.singles):
+        sample = read(fake.url, direct_call(chunks))
+        for path in PATHS:
+            results.add(f"{path}.ttfb_1", DIRECT, _ms(sample.ttfb))
+            results.add(f"{path}.total_1", DIRECT, sample.total * 1000)
+    record_many(results, [f"{p}.{{}}_n" for p in PATHS], DIRECT, concurrent(fake.url, direct_call(chunks), streams))
+    direct_rate, _ = rate(fake.url, direct_call(1, stream=False), args.requests, 16)
+    for path in PATHS:
+        results.add(f"{path}.rate", DIRECT, direct_rate)
+        results.add(f"{path}.slow_ttfb", DIRECT, _ms(read(slow_fake.url, direct_call(chunks), warm=args.settle).ttfb))
+    for target in targets:
+        for path in PATHS:
+            run_path(target, path, results, args)
 
 
-def _chunks(response):
-    read1 = response.raw.read1
-    while True:
-        data = read1(65536)
-        if not data:
-            return
-        yield data
+def run_path(target: Target, path: str, results: Results, args: argparse.Namespace) -> None:
+    make = CALLS[path]
+    url = target.proxy.url
+    for _ in range(args.singles):
+        sample = read(url, make(args.chunks))
+        results.add(f"{path}.ttfb_1", target.name, _ms(sample.ttfb))
+        results.add(f"{path}.total_1", target.name, sample.total * 1000)
+    with RssSampler(target.proxy.pid) as peak:
+        record_many(results, [f"{path}.{{}}_n"], target.name, concurrent(url, make(args.chunks), args.streams))
+    results.add(f"{path}.rss_n", target.name, peak.mb)
+    per_second, failures = rate(url, make(1, stream=False), args.requests, 16)
+    results.add(f"{path}.rate", target.name, per_second if not failures else 0.0)
+    time.sleep(args.settle)  # time for a proxy to open its next upstream connection
+    results.add(f"{path}.slow_ttfb", target.name, _ms(read(target.slow.url, make(args.chunks)).ttfb))
 
 
-def read_proxy(url: str) -> tuple:
-    start = time.perf_counter()
-    first = None
-    body = {"model": "claude-sonnet-4.5", "max_tokens": 4096, "stream": True,
-            "messages": [{"role": "user", "content": "benchmark"}]}
-    with requests.post(url + "/v1/messages", json=body, stream=True, timeout=60,
-                       headers={"x-api-key": "bench", "anthropic-version": "2023-06-01"}) as response:
-        for line in response.iter_lines(chunk_size=None):
-            if first is None and line.startswith(b"data:") and b"text_delta" in line:
-                first = time.perf_counter() - start
-    return first, time.perf_counter() - start
+def record_many(results: Results, patterns: List[str], column: str, samples: list) -> None:
+    """One concurrent batch: median first byte and total over its streams, errors summed."""
+    ttfb = median_ms([s.ttfb for s in samples])
+    total = median_ms([s.total for s in samples])
+    errors = sum(1 for s in samples if not s.ok)
+    for pattern in patterns:
+        results.add(pattern.format("ttfb"), column, ttfb)
+        results.add(pattern.format("total"), column, total)
+        results.add(pattern.format("errors"), column, errors)
 
 
-def run_streams(reader, target: str, count: int, rounds: int) -> tuple:
-    ttfb, total = [], []
-    for _ in range(rounds):
-        with ThreadPoolExecutor(count) as pool:
-            for first, whole in pool.map(lambda _: reader(target), range(count)):
-                ttfb.append(first)
-                total.append(whole)
-    return statistics.median(ttfb) * 1000, statistics.median(total) * 1000
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else seconds * 1000
 
 
-def rps(call, count: int, workers: int) -> float:
-    start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda _: call(), range(count)))
-    return count / (time.perf_counter() - start)
+# ----- report ----------------------------------------------------------------------------------
+
+
+def report(results: Results, targets: List[Target], streams: int) -> str:
+    names = [t.name for t in targets]
+    lines = [f"{'figure':<56}{'direct':>10}" + "".join(f"{n:>20}" for n in names) + "   goal"]
+    for figure, (label, unit, goal_text, goal) in goals(streams).items():
+        direct = results.median(figure, DIRECT)
+        if figure.endswith("errors_n"):
+            direct = sum(results.values.get(figure, {}).get(DIRECT, [])) if direct is not None else None
+        cells = []
+        for name in names:
+            value = results.median(figure, name)
+            if figure.endswith("errors_n"):
+                value = sum(results.values.get(figure, {}).get(name, []))
+            cells.append(_cell(value, goal(value, direct) if value is not None else False))
+        shown = "" if direct is None else _number(direct)
+        lines.append(f"{label + (f' ({unit})' if unit else ''):<56}{shown:>10}" + "".join(f"{c:>20}" for c in cells)
+                     + f"   {goal_text}")
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 or value == int(value) else f"{value:.1f}"
+
+
+def _cell(value: Optional[float], met: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{_number(value)} {'ok' if met else 'MISS'}"
+
+
+# ----- main ------------------------------------------------------------------------------------
+
+
+def baseline_worktree(ref: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="kiroproxy-baseline-")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(path), ref], check=True)
+    return path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--streams", type=int, default=32)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", metavar="REF", help="also run this git ref, side by side")
+    parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=0.002, help="seconds between two frames")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--serve-fake", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--singles", type=int, default=3, help="1-stream reads per path and round")
+    parser.add_argument("--requests", type=int, default=200, help="short requests per path and round")
+    parser.add_argument("--startups", type=int, default=3)
+    parser.add_argument("--connect-delay", type=float, default=0.1, help="the slow fake's cost per connection")
+    parser.add_argument("--settle", type=float, default=0.3, help="idle seconds before a slow-connect read")
+    parser.add_argument("--json", action="store_true", help="also print every sample as JSON")
     args = parser.parse_args()
-    if args.serve_fake:
-        serve_fake(args.serve_fake)
-        return
-    results: dict = {}
-    fake = FakeProcess(args.chunks)
+    targets = [Target("kiroproxy", ROOT)]
+    tree = baseline_worktree(args.baseline) if args.baseline else None
+    if tree is not None:
+        targets.append(Target(args.baseline, tree))
+    fake = FakeProcess(args.chunks, args.interval)
+    slow_fake = FakeProcess(args.chunks, args.interval, args.connect_delay)
+    results = Results()
     try:
-        proxy = ProxyProcess(fake.url)
-        try:
-            results["startup_ms"] = round(proxy.startup * 1000, 1)
-            proxy.add_account()
-            requests.get(proxy.url + "/v1/models", timeout=5)
-            results["rss_idle_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
-            read_proxy(proxy.url)  # one warm-up stream: the tokenizer loads lazily on first use
-            results["rss_after_first_request_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
-            for count in (1, args.streams):
-                rounds = args.rounds if count == 1 else max(1, args.rounds // 2)
-                direct = run_streams(read_direct, fake.url, count, rounds)
-                with RssSampler(proxy.proc.pid) as sampler:
-                    via = run_streams(read_proxy, proxy.url, count, rounds)
-                results[f"streams_{count}"] = {
-                    "direct_ttfb_ms": round(direct[0], 2), "proxy_ttfb_ms": round(via[0], 2),
-                    "ttfb_added_ms": round(via[0] - direct[0], 2),
-                    "direct_total_ms": round(direct[1], 1), "proxy_total_ms": round(via[1], 1),
-                    "total_ratio": round(via[1] / direct[1], 2), "proxy_peak_rss_mb": round(sampler.peak / 1024, 1),
-                }
-            session_local = threading.local()
-
-            def session() -> requests.Session:
-                if not hasattr(session_local, "s"):
-                    session_local.s = requests.Session()
-                return session_local.s
-
-            def direct_call() -> None:
-                response = session().post(fake.url + "/generateAssistantResponse", data=SHORT_MARK, timeout=30)
-                response.raise_for_status()
-
-            body = {"model": "claude-sonnet-4.5", "max_tokens": 64,
-                    "messages": [{"role": "user", "content": SHORT_MARK.decode()}]}
-
-            def proxy_call() -> None:
-                r = session().post(proxy.url + "/v1/messages", json=body, headers={"x-api-key": "b"}, timeout=30)
-                r.raise_for_status()
-
-            direct_rps = rps(direct_call, args.requests, 8)
-            proxy_rps = rps(proxy_call, args.requests, 8)
-            results["short_requests"] = {"direct_rps": round(direct_rps, 1), "proxy_rps": round(proxy_rps, 1),
-                                         "ratio": round(proxy_rps / direct_rps, 2)}
-            results["rss_end_mb"] = round(rss_kb(proxy.proc.pid) / 1024, 1)
-        finally:
-            proxy.stop()
+        start_targets(targets, fake, slow_fake, results, args.startups)
+        for number in range(args.rounds):
+            order = targets[number % len(targets):] + targets[:number % len(targets)]
+            run_round(order, fake, slow_fake, results, args)
     finally:
+        for target in targets:
+            for proxy in (target.proxy, target.slow):
+                if proxy is not None:
+                    proxy.stop()
         fake.stop()
-    print(json.dumps(results, indent=2))
+        slow_fake.stop()
+        if tree is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    print(f"{args.chunks} chunks {args.interval * 1000:g} ms apart, {args.rounds} rounds; medians")
+    print(report(results, targets, args.streams))
+    if args.json:
+        print(json.dumps({k: dict(v) for k, v in results.values.items()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ Test support only: it never leaves 127.0.0.1 and never sleeps on the test's beha
         fake.queue_models(Reply(500)); fake.queue_usage(Reply(403)); fake.queue_json("POST", "/x", Reply())
         fake.device_interval = 0; fake.device_expires_in = 1   # what /device_authorization answers
         fake.models = [...]; fake.models_page_size = 2; fake.usage = {...}; fake.rotate_refresh = True
+        fake.new_connection_delay = 0.1   # each new TCP connection waits this long before its request
+                                          # is read (a TCP + TLS handshake; benchmarks only)
+        fake.connections_opened           # TCP connections accepted so far
         fake.wait_gate("gate", 5); fake.release("gate"); fake.wait_disconnect(5); fake.wait_streams(1, 5)
         fake.requests / fake.requests_to(path) / fake.wait_requests(n, path, timeout)  -> [Recorded]
         fake.streams -> [StreamResult(token, outcome, frames_sent)]
@@ -127,6 +130,8 @@ class FakeKiro:
         self.rotate_refresh = False
         self.device_interval = 5
         self.device_expires_in = 600
+        self.new_connection_delay = 0.0
+        self._connections_opened = 0
         self._clients: Dict[str, str] = {}             # clientId -> clientSecret (/client/register)
         self._social_codes: Dict[str, str] = {}        # code -> code_challenge (/login), used once
         self._lock = threading.Lock()
@@ -242,6 +247,15 @@ class FakeKiro:
             return list(self._streams)
 
     @property
+    def connections_opened(self) -> int:
+        with self._lock:
+            return self._connections_opened
+
+    def wait_connections(self, count: int, timeout: float = 5.0) -> bool:
+        """True once `count` TCP connections have been accepted in all."""
+        return self._wait_until(lambda: self._connections_opened >= count, timeout)
+
+    @property
     def refresh_tokens_seen(self) -> List[str]:
         with self._lock:
             return list(self._refresh_tokens)
@@ -330,12 +344,16 @@ class FakeKiro:
             return self._social_codes.pop(code, None) if isinstance(code, str) else None
 
     def _track(self, connection: socket.socket, alive: bool) -> None:
-        with self._lock:
+        with self._changed:
             (self._connections.add if alive else self._connections.discard)(connection)
+            if alive:
+                self._connections_opened += 1
+                self._changed.notify_all()
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # benchmarks open 64 connections at once; 5 would drop SYNs
     fake: FakeKiro
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -358,6 +376,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Frames are small separate writes; Nagle plus delayed ACKs would stall each by ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fake._track(self.connection, True)
+        if self.fake.new_connection_delay:
+            # A handshake's round trips: the client's request waits, a connection opened early does not.
+            time.sleep(self.fake.new_connection_delay)
 
     def finish(self) -> None:
         self.fake._track(self.connection, False)
@@ -567,7 +588,9 @@ class _Stream:
             handler.send_header(name, value)
         if not self._flush_headers():
             return DISCONNECTED
-        for step in script.steps:
+        for number, step in enumerate(script.steps):
+            if number and script.interval:
+                time.sleep(script.interval)
             outcome = self._step(step)
             if outcome:
                 return outcome

@@ -6,6 +6,7 @@ base script can be shared between tests. Pure data: nothing here touches sockets
     Script().text("Hel", "lo").tool_use("t1", "get_weather", '{"city":', '"Paris"}').context_usage(12.5)
     Script().text("a").gate("mid").text("b").context_usage(3)     # pauses until fake.release("mid")
     Script().slow_first_byte(5)                                    # waits before the status line
+    text_answer(*chunks).paced(0.002)                              # frames 2 ms apart (benchmarks only)
     throttled(retry_after="3"), bearer_invalid(), suspended(), monthly_limit(), server_error(),
     improperly_formed(), http_error(status, message, reason=None, headers=None, body=None)
     Reply(400, {...}) for the JSON endpoints; oauth_error("authorization_pending") for token polls
@@ -44,7 +45,8 @@ class Script:
 
     status 200 streams `steps` (frames, raw bytes, gates, drops) as a chunked event stream;
     any other status answers `body` (JSON bytes) with `headers`. `first_byte_wait` is
-    (event name, max seconds) to wait before sending anything.
+    (event name, max seconds) to wait before sending anything; `interval` is a pause, in seconds,
+    between two byte steps (benchmarks pace an answer like a model does; tests leave it 0).
     """
 
     status: int = 200
@@ -52,6 +54,7 @@ class Script:
     headers: Tuple[Tuple[str, str], ...] = ()
     steps: Tuple[Step, ...] = ()
     first_byte_wait: Optional[Tuple[str, float]] = None
+    interval: float = 0.0
 
     def _then(self, *steps: Step) -> Script:
         return replace(self, steps=self.steps + steps)
@@ -131,6 +134,10 @@ class Script:
     def slow_first_byte(self, seconds: float, name: str = "first-byte") -> Script:
         """Wait up to `seconds` (or until fake.release(name)) before the status line."""
         return replace(self, first_byte_wait=(name, seconds))
+
+    def paced(self, seconds: float) -> Script:
+        """Pause `seconds` between two byte steps (for benchmarks; a test never waits on a clock)."""
+        return replace(self, interval=seconds)
 
     @property
     def frames(self) -> Tuple[bytes, ...]:

@@ -576,3 +576,25 @@ def test_keep_alive_session_serves_several_requests(fake):
 def test_url_requires_start():
     with pytest.raises(RuntimeError):
         _ = FakeKiro().url
+
+
+def test_connections_opened_counts_tcp_connections_not_requests(fake):
+    with requests.Session() as session:  # keep-alive: the JSON endpoints reuse one connection
+        for _ in range(3):
+            assert session.get(fake.url + "/getUsageLimits", timeout=TIMEOUT).status_code == 200
+    assert fake.connections_opened == 1
+
+    with chat(fake) as response:
+        read_frames(response)
+    assert fake.wait_connections(2, TIMEOUT)
+    assert fake.connections_opened == 2
+
+
+def test_paced_script_streams_every_frame(fake):
+    fake.queue(text_answer("a", "b", "c").paced(0.001))
+
+    with chat(fake) as response:
+        frames = read_frames(response)
+
+    assert text_of(frames) == "abc"
+    assert [f.event_type for f in frames][-1] == "contextUsageEvent"
