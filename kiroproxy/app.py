@@ -6,11 +6,13 @@ import re
 from typing import Optional
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
 from .services import Services
+from .store.encoding import LONE_SURROGATE, scrub
 from .web import admin, completions, flows, gemini, guard, logins, messages, models, proxy  # noqa: F401  (routes register)
 from .web.guard import is_admin_path, is_client_call
 
@@ -21,6 +23,7 @@ MAX_BODY = 64 * 2**20
 
 def create_app(settings: Settings, services: Optional[Services] = None) -> Flask:
     app = Flask(__name__, static_folder=None)
+    app.json = JSONAnswers(app)
     app.wsgi_app = PathFix(app.wsgi_app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
@@ -34,6 +37,15 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     return app
+
+
+class JSONAnswers(DefaultJSONProvider):
+    """Flask's JSON, with a lone surrogate (which UTF-8 cannot carry) shown as U+FFFD instead of
+    failing the whole answer: no value that reached a view can turn into a 500 here."""
+
+    def dumps(self, obj, **kwargs) -> str:
+        text = super().dumps(obj, **kwargs)
+        return scrub(text) if not text.isascii() and LONE_SURROGATE.search(text) else text
 
 
 class PathFix:

@@ -18,6 +18,7 @@ from ..errors import BadRequest, NotFound
 from ..exchange import Exchange
 from ..redaction import Redactor
 from . import records, recovery, segments
+from .encoding import utf8
 from .index import Caps, Index
 from .queries import Budget, Filter, scan, summarize, text_matches
 from .stats import Stats
@@ -272,9 +273,9 @@ class FlowStore:
                 item["request"], item["response"] = (record or {}).get("request"), (record or {}).get("response")
             text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
             if fmt == "json":
-                yield (("" if first else ",") + text).encode("utf-8", "surrogatepass")
+                yield utf8(("" if first else ",") + text)
             else:
-                yield (text + "\n").encode("utf-8", "surrogatepass")
+                yield utf8(text + "\n")
             first = False
         yield b"]" if fmt == "json" else b""
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Set, Tuple
 
-from .segments import Disk
+from .segments import FLOW_ID, Disk
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,61 @@ def compact(entry: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_OPTIONAL_TEXT = (str, type(None))
+# What every reader of an index entry relies on: field -> (accepted types, value used instead).
+FIELDS: Dict[str, Tuple[tuple, Any]] = {
+    "seq": ((int,), 0), "protocol": ((str,), ""), "path": ((str,), ""), "requested_model": ((str,), ""),
+    "model": ((str,), ""), "account_id": (_OPTIONAL_TEXT, None), "account_name": ((str,), ""),
+    "stream": ((bool,), False), "state": ((str,), "error"), "status": ((int,), 0),
+    "received_at": (_NUMBER, 0.0), "first_byte_at": (_OPTIONAL_NUMBER, None),
+    "completed_at": (_OPTIONAL_NUMBER, None), "ttfb_ms": (_OPTIONAL_NUMBER, None),
+    "duration_ms": (_OPTIONAL_NUMBER, None), "input_tokens": ((int,), 0), "output_tokens": ((int,), 0),
+    "cache_read_tokens": (_OPTIONAL_NUMBER, None), "cache_write_tokens": (_OPTIONAL_NUMBER, None),
+    "reasoning_tokens": (_OPTIONAL_NUMBER, None), "credits": (_OPTIONAL_NUMBER, None),
+    "attempts": ((list,), []), "retries": ((int,), 0), "error": ((dict, type(None)), None),
+    "error_kind": (_OPTIONAL_TEXT, None), "stop_reason": (_OPTIONAL_TEXT, None), "tool_calls": ((int,), 0),
+    "client": ((str,), ""), "user_agent": ((str,), ""), "tags": ((list,), []), "note": ((str,), ""),
+    "bookmarked": ((bool,), False), "snippet": ((str,), ""), "size": ((int,), 0),
+}
+
+
+def sound(entry: Any) -> Any:
+    """An index entry every view can show: a field of the wrong type (a log edited by hand, or
+    damaged) gets its empty value, logged; None when it names no flow (skipped, logged). Absent
+    fields stay absent (readers use .get()), but for seq."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not FLOW_ID.match(entry["id"]):
+        log.warning("flow index: skipped an entry without a valid flow id")
+        return None
+    fixed = []
+    for name, (types, empty) in FIELDS.items():
+        value = entry.get(name, empty)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            entry[name] = list(empty) if isinstance(empty, list) else empty
+            fixed.append(name)
+    entry.setdefault("seq", 0)  # the index orders and pages by it
+    for name, kind in (("attempts", dict), ("tags", str)):
+        if name in entry and not all(isinstance(item, kind) for item in entry[name]):
+            entry[name] = [item for item in entry[name] if isinstance(item, kind)]
+            fixed.append(name)
+    if fixed:
+        log.warning("flow index: entry %s had field(s) of the wrong type (%s); shown empty", entry["id"],
+                    ", ".join(fixed))
+    return entry
+
+
 def replay(records: List[Dict[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Set[str], int]:
     """(live entries by id, ids deleted, add lines) from a log's records, in order."""
     entries: Dict[str, Dict[str, Any]] = {}
     deleted: Set[str] = set()
     adds = 0
     for record in records:
-        if isinstance(record.get("add"), dict) and isinstance(record["add"].get("id"), str):
-            entry = compact(record["add"])
+        if isinstance(record.get("add"), dict):
+            entry = sound(record["add"])
+            if entry is None:
+                continue
+            entry = compact(entry)
             entries[entry["id"]] = entry
             deleted.discard(entry["id"])
             adds += 1
@@ -85,6 +132,7 @@ def replay(records: List[Dict[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Se
             entry = entries.get(record["set"])
             if entry is not None:
                 entry.update({k: record[k] for k in MARKS if k in record})
+                sound(entry)
         elif isinstance(record.get("del"), list):
             for flow_id in record["del"]:
                 if isinstance(flow_id, str):
@@ -105,7 +153,7 @@ def _load_segment(disk: Disk, number: int) -> Tuple[Any, Tuple[int, int, int]]:
     else:
         # No log yet: a previous-layout segment to migrate, or bodies whose log was lost (each
         # then comes back from its body file below).
-        entries = {e["id"]: _from_legacy(e) for e in legacy or []}
+        entries = {e["id"]: e for e in (sound(_from_legacy(e)) for e in legacy or []) if e is not None}
         deleted, adds, lines = set(), len(entries), 0
         migrated = len(entries)
         damaged = False
@@ -155,6 +203,7 @@ def _from_body(disk: Disk, number: int, flow_id: str, size: int) -> Any:
     flow = record.get("flow") if record else None
     if not isinstance(flow, dict) or flow.get("id") != flow_id:
         return None
-    entry = _from_legacy(dict(flow))
-    entry["size"] = size
+    entry = sound(_from_legacy(dict(flow)))
+    if entry is not None:
+        entry["size"] = size
     return entry

@@ -18,6 +18,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from . import encoding
+from .encoding import utf8
 from .jsondb import write_atomic
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class ResponseStore:
         file = self._file(response_id)
         try:
             with gzip.open(file, "rb") as handle:
-                record = json.loads(handle.read().decode("utf-8"))
+                record = json.loads(encoding.text(handle.read()))
         except FileNotFoundError:
             return None
         except (OSError, EOFError, zlib.error, ValueError) as exc:
@@ -96,7 +98,7 @@ class ResponseStore:
             raise ValueError(f"not a storable response id: {str(response_id)[:80]!r}")
         if self.max_entries == 0 or self.max_bytes == 0:
             return
-        data = gzip.compress(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        data = gzip.compress(utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":"))),
                              compresslevel=6, mtime=0)
         if len(data) > self.max_bytes:
             log.warning("response %s is not stored: %d compressed bytes exceed the store's bound of %d",

@@ -22,6 +22,8 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
+from . import encoding
+from .encoding import utf8
 from .jsondb import write_atomic
 from .records import restore
 
@@ -31,7 +33,7 @@ SEGMENT_SIZE = 100
 COMPRESSION = 5
 _CHUNK = 64 * 1024
 _SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.jsonl?$")
-_FLOW_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
+FLOW_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
 _BODY_SUFFIX = ".json.gz"
 
 
@@ -41,7 +43,7 @@ class DamagedBody(ValueError):
 
 def line(record: Dict[str, Any]) -> bytes:
     """One index log line, newline included."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
+    return utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + b"\n"
 
 
 def _gzip(data: bytes) -> bytes:
@@ -52,7 +54,7 @@ def _gzip(data: bytes) -> bytes:
 def encode_body(search: str, record: Dict[str, Any]) -> bytes:
     """A body file's bytes. Search text first, so a search stops reading after it."""
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-    return _gzip(search.encode("utf-8", "surrogatepass")) + _gzip(text.encode("utf-8", "surrogatepass"))
+    return _gzip(utf8(search)) + _gzip(utf8(text))
 
 
 def _first_member(handle: BinaryIO) -> Tuple[bytes, bytes]:
@@ -68,7 +70,7 @@ def _first_member(handle: BinaryIO) -> Tuple[bytes, bytes]:
 
 
 def _decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogatepass")
+    return encoding.text(data)
 
 
 def parse_record(data: bytes, search: str = "", flow_id: str = "") -> Optional[Dict[str, Any]]:
@@ -106,7 +108,7 @@ class Disk:
         return self.bodies_dir / f"{segment:06d}"
 
     def body_path(self, segment: int, flow_id: str) -> Path:
-        if not _FLOW_ID.match(flow_id):
+        if not FLOW_ID.match(flow_id):
             raise ValueError(f"not a flow id: {flow_id!r}")
         return self.body_folder(segment) / f"{flow_id}{_BODY_SUFFIX}"
 
@@ -173,7 +175,7 @@ class Disk:
             with os.scandir(folder) as items:
                 for item in items:
                     flow_id = item.name[:-len(_BODY_SUFFIX)] if item.name.endswith(_BODY_SUFFIX) else ""
-                    if _FLOW_ID.match(flow_id):
+                    if FLOW_ID.match(flow_id):
                         try:
                             found[flow_id] = item.stat().st_size
                         except OSError:

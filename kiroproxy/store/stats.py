@@ -2,7 +2,11 @@
 
 record() is cheap and runs on the request thread; save() writes the small stats file and is
 called by the flow writer thread. Survives restarts; a damaged file starts the counters afresh
-(after moving it aside), it never stops the server.
+(after moving it aside), and damaged keys inside it are skipped: it never stops the server.
+
+Bounded whatever clients send: each group keeps at most MAX_KEYS keys. A flow without an upstream
+model (an unknown or unserved model name, a refused body) counts under OTHER, and so does any key
+beyond the bound (the file and both stats views stay small: a client cannot grow them).
 """
 from __future__ import annotations
 
@@ -15,11 +19,14 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping
 
+from .encoding import scrub
 from .jsondb import write_atomic
 
 log = logging.getLogger(__name__)
 
 HOURS_KEPT = 7 * 24
+MAX_KEYS = 100     # per group (models, accounts, protocols, error kinds); the rest count under OTHER
+OTHER = "(other)"
 FIELDS = ("requests", "errors", "input_tokens", "output_tokens")
 _GROUPS = ("by_protocol", "by_model", "by_account", "errors_by_kind", "hourly")
 
@@ -33,11 +40,52 @@ def _counters() -> Dict[str, Any]:
             "hourly": {}}
 
 
+def _key(group: Dict[str, Any], key: str) -> str:
+    """`key`, or OTHER when the group already holds MAX_KEYS - 1 other keys."""
+    return key if key in group or len(group) - (OTHER in group) < MAX_KEYS - 1 else OTHER
+
+
 def _add(target: Dict[str, Any], entry: Mapping[str, Any]) -> None:
     target["requests"] += 1
     target["errors"] += 1 if entry.get("error") else 0
     target["input_tokens"] += entry.get("input_tokens") or 0
     target["output_tokens"] += entry.get("output_tokens") or 0
+
+
+def _hour_key(key: str) -> str:
+    return str(int(float(key)))  # ValueError: not an hour
+
+
+def _groups(data: Mapping[str, Any], key_of: Callable[[str], str]) -> Dict[str, Any]:
+    """A group read back from the file, keys with damaged counters skipped (logged)."""
+    out: Dict[str, Any] = {}
+    skipped = 0
+    for key, counters in data.items():
+        try:
+            if not isinstance(counters, dict) or not all(isinstance(counters.get(f, 0), int) for f in FIELDS):
+                raise ValueError("not counters")
+            out[key_of(scrub(key))] = {**_blank(), **{f: counters.get(f, 0) for f in FIELDS}}
+        except (ValueError, OverflowError):
+            skipped += 1
+    if skipped:
+        log.warning("stats file: skipped %d damaged entr(ies)", skipped)
+    return out
+
+
+def _bounded(group: Dict[str, Any]) -> Dict[str, Any]:
+    """At most MAX_KEYS keys: the busiest kept, the rest added up under OTHER (a file written
+    before the bound, or by hand)."""
+    if len(group) <= MAX_KEYS:
+        return group
+    ranked = sorted(group.items(), key=lambda item: item[1]["requests"], reverse=True)
+    kept = dict(item for item in ranked[:MAX_KEYS - 1] if item[0] != OTHER)
+    other = _blank()
+    for key, counters in group.items():
+        if key not in kept:
+            for field in other:
+                other[field] += counters.get(field, 0)
+    kept[OTHER] = other
+    return kept
 
 
 class Stats:
@@ -67,7 +115,13 @@ class Stats:
             log.warning("stats file damaged (%s); moved to %s, counting from zero", exc, aside.name)
             return _counters()
         fresh = _counters()
-        fresh.update(data)
+        fresh.update({k: data.get(k, 0) for k in FIELDS})
+        fresh["hourly"] = _groups(data.get("hourly", {}), _hour_key)
+        for name in ("by_protocol", "by_model", "by_account"):
+            fresh[name] = _bounded(_groups(data.get(name, {}), lambda key: key))
+        kinds = sorted(((scrub(k), v) for k, v in data.get("errors_by_kind", {}).items() if isinstance(v, int)),
+                       key=lambda item: item[1], reverse=True)
+        fresh["errors_by_kind"] = dict(kinds[:MAX_KEYS])
         return fresh
 
     def record(self, entry: Mapping[str, Any]) -> None:
@@ -75,12 +129,14 @@ class Stats:
         with self._lock:
             for counters in (self._session, self._all):
                 _add(counters, entry)
-                for group, key in (("by_protocol", entry.get("protocol")), ("by_model", entry.get("model")
-                                   or entry.get("requested_model")), ("by_account", entry.get("account_id"))):
-                    _add(counters[group].setdefault(key or "", _blank()), entry)
+                for name, key in (("by_protocol", entry.get("protocol") or ""), ("by_model", entry.get("model")
+                                  or OTHER), ("by_account", entry.get("account_id") or "")):
+                    group = counters[name]
+                    _add(group.setdefault(_key(group, str(key)), _blank()), entry)
                 if entry.get("error"):
-                    kind = entry.get("error_kind") or "unknown"
-                    counters["errors_by_kind"][kind] = counters["errors_by_kind"].get(kind, 0) + 1
+                    kinds = counters["errors_by_kind"]
+                    kind = _key(kinds, str(entry.get("error_kind") or "unknown"))
+                    kinds[kind] = kinds.get(kind, 0) + 1
                 _add(counters["hourly"].setdefault(hour, _blank()), entry)
             self._dirty = True
 

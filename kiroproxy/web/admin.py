@@ -7,7 +7,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 from dataclasses import asdict, replace
 from typing import Any, Optional, Set, Tuple
 
@@ -21,6 +20,7 @@ from ..config import ConfigError, read_file
 from ..errors import BadRequest, NotFound, ProxyError, Unauthorized
 from ..kiro.auth import RefreshError
 from ..store.jsondb import write_atomic
+from . import bodies
 
 log = logging.getLogger(__name__)
 
@@ -62,27 +62,8 @@ def attachment(response: Response, filename: str) -> Response:
 
 
 def body_object() -> dict:
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
-    except ValueError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return data
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400: Python reads it as infinity, which no JSON answer may carry
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON value")
+    """The request's JSON object ({} when the body is empty); BadRequest for anything else."""
+    return bodies.read_object(empty_ok=True)[0]
 
 
 def flag(data: dict, key: str) -> Optional[bool]:

@@ -89,9 +89,9 @@ def stats_detailed() -> Response:
 def _log_line(entry: dict) -> dict:
     stamp = datetime.fromtimestamp(entry.get("received_at") or 0, tz=timezone.utc)
     error = entry.get("error") or {}
-    return {"time": stamp.isoformat(timespec="milliseconds"), "id": entry["id"], "protocol": entry["protocol"],
+    return {"time": stamp.isoformat(timespec="milliseconds"), "id": entry["id"], "protocol": entry.get("protocol"),
             "model": entry.get("model") or entry.get("requested_model"), "account": entry.get("account_name")
-            or entry.get("account_id"), "state": entry["state"], "status": entry.get("status"),
+            or entry.get("account_id"), "state": entry.get("state"), "status": entry.get("status"),
             "duration_ms": entry.get("duration_ms"), "ttfb_ms": entry.get("ttfb_ms"),
             "input_tokens": entry.get("input_tokens"), "output_tokens": entry.get("output_tokens"),
             "error": error.get("message")}

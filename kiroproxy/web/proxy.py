@@ -5,21 +5,19 @@ Views parse, open the relay, and either render a whole reply or stream the proto
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import re
 from contextlib import closing
 from types import ModuleType
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import chat, tokens
-from ..errors import BadRequest, ProxyError, Unauthorized
+from ..errors import ProxyError, Unauthorized
 from ..exchange import COMPLETED, Exchange
 from ..protocols import anthropic, gemini, openai, sse
 from ..redaction import safe_headers
+from . import bodies
 
 log = logging.getLogger(__name__)
 
@@ -39,76 +37,6 @@ def error_response(proto: ModuleType, error: ProxyError) -> Response:
     response.status_code = status
     response.headers.update(headers)
     return response
-
-
-# Deeper bodies are refused: the translators (and the flow store) walk request values recursively.
-MAX_DEPTH = 128
-# A \uD800-\uDFFF escape in the raw body: the only way a lone surrogate gets into parsed JSON.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after parsing, a valid pair is one character
-
-
-def json_body() -> Tuple[Any, Optional[bytes]]:
-    """The request's JSON, safe to translate, and its raw bytes (None when they were scrubbed).
-    Raises BadRequest when it is empty, invalid or nested deeper than MAX_DEPTH, a 413 ProxyError
-    when it is too large. Lone surrogates (a cut emoji from a JS client, binary tool output) cannot
-    be UTF-8: they become U+FFFD in every string and key."""
-    try:
-        raw = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise ProxyError(f"request body larger than {(request.max_content_length or 0) // 2**20} MiB",
-                         status=413, kind="request_too_large") from None
-    if not raw.strip():
-        raise BadRequest("the request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except RecursionError:
-        raise BadRequest(f"the request body nests JSON deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    scrub = _SURROGATE_ESCAPE.search(raw) is not None
-    # Cheap guards first, so an ordinary body is never walked.
-    if scrub or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        _clean(body, scrub)
-    # The flow store keeps these bytes instead of copying the parsed body on the request thread
-    # (immutable, so nothing the request does later can reach the record); not after a scrub.
-    return body, None if scrub else raw
-
-
-def _clean(body: Any, scrub: bool) -> None:
-    """Check the nesting depth and, when `scrub`, replace lone surrogates in place. Iterative (one
-    level at a time), so depth never costs stack; json.loads made every container, so changing
-    them is safe. About half the cost of json.loads on a large Claude Code body."""
-    level: List[Any] = [body]
-    depth = 1
-    while level:
-        if depth > MAX_DEPTH:
-            raise BadRequest(f"the request body nests JSON deeper than {MAX_DEPTH} levels")
-        below: List[Any] = []
-        for value in level:
-            if scrub:
-                _scrub(value)
-            for item in (value.values() if type(value) is dict else value):
-                if type(item) is dict or type(item) is list:
-                    below.append(item)
-        level = below
-        depth += 1
-
-
-def _scrub(value: Any) -> None:
-    """Lone surrogates -> U+FFFD in the keys and string items of one dict or list."""
-    if type(value) is dict:
-        if any(_LONE_SURROGATE.search(key) for key in value):
-            items = [(_LONE_SURROGATE.sub("\ufffd", k), v) for k, v in value.items()]
-            value.clear()
-            value.update(items)
-        keys: Iterable[Any] = list(value)
-    else:
-        keys = range(len(value))
-    for key in keys:
-        item = value[key]
-        if type(item) is str and not item.isascii():
-            value[key] = _LONE_SURROGATE.sub("\ufffd", item)
 
 
 def client_key() -> Optional[str]:
@@ -153,7 +81,7 @@ def record_rejected(proto: ModuleType, error: ProxyError) -> None:
 def _accept(exchange: Exchange, parse: Callable[[Any], chat.ChatRequest]) -> Tuple[Any, chat.ChatRequest]:
     """Check the client key, read and parse the body; what was read goes on `exchange`."""
     check_client_key()
-    body, exchange.raw_body = json_body()
+    body, exchange.raw_body = bodies.read_object()
     exchange.body = body
     req = parse(body)
     exchange.request, exchange.requested_model = req, req.model

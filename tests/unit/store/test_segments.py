@@ -74,11 +74,22 @@ def test_reading_the_search_text_stops_after_the_first_member(disk):
     assert disk.read_record(1, fid(1)) is None
 
 
-def test_lone_surrogates_survive_a_round_trip(disk):
+def test_lone_surrogates_are_stored_as_replacement_characters(disk):
     text = "broken \ud800 pair"
     disk.write_body(1, fid(1), encode_body(text, {"flow": entry(1), "request": {"body": text}}))
-    assert disk.read_search(1, fid(1))[0] == text
-    assert disk.read_record(1, fid(1))["request"]["body"] == text
+    assert disk.read_search(1, fid(1))[0] == "broken \ufffd pair"
+    assert disk.read_record(1, fid(1))["request"]["body"] == "broken \ufffd pair"
+    json.dumps(disk.read_record(1, fid(1)), ensure_ascii=False).encode("utf-8")  # an answer can carry it
+
+
+def test_encoded_surrogates_written_by_an_older_version_read_as_replacement_characters(disk):
+    """ED A0 80 is what "surrogatepass" wrote for U+D800: no UTF-8 reader accepts it."""
+    record = b'{"flow":{"id":"' + fid(1).encode() + b'"},"request":{"body":"x\xed\xa0\x80"}}'
+    path = disk.bodies_dir / "000001" / f"{fid(1)}.json.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"x\xed\xa0\x80") + gzip.compress(record))
+    assert disk.read_search(1, fid(1))[0] == "x\ufffd\ufffd\ufffd"
+    assert disk.read_record(1, fid(1))["request"]["body"] == "x\ufffd\ufffd\ufffd"
 
 
 def test_missing_body_reads_as_none(disk):

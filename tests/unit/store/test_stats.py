@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import pytest
 
-from kiroproxy.store.stats import HOURS_KEPT, Stats
+from kiroproxy.store.stats import HOURS_KEPT, MAX_KEYS, OTHER, Stats
 
 HOUR = 3600.0
 NOW = 1_700_002_800.0  # 2023-11-14 23:00:00 UTC, on an hour boundary
@@ -76,7 +76,7 @@ def test_detailed_groups_hours_and_errors_by_kind(path, clock):
     assert detailed["errors_by_kind"] == {"rate_limit": 2, "unknown": 1}
     assert detailed["by_account"]["acc-2"]["requests"] == 1 and detailed["by_account"][""]["requests"] == 1
     assert detailed["by_account"]["acc-1"] == {"requests": 5, "errors": 2, "input_tokens": 30, "output_tokens": 12}
-    assert detailed["by_model"]["claude-sonnet-4-5"]["requests"] == 1  # no upstream model: the requested one
+    assert detailed["by_model"][OTHER]["requests"] == 1  # no upstream model: a name nobody serves
     assert detailed["by_protocol"]["anthropic"]["requests"] == 7
     assert detailed["all_time"]["requests"] == detailed["since_start"]["requests"] == 7
 
@@ -148,3 +148,47 @@ def test_a_damaged_file_is_moved_aside_and_counting_restarts(path, clock, damage
     stats.record(entry())
     stats.save()
     assert Stats(path, clock).summary()["all_time"]["requests"] == 1
+
+
+def test_many_distinct_model_and_account_names_keep_the_stats_bounded(path, clock):
+    """Every unserved model name a client sends folds into one key; served models and accounts
+    beyond MAX_KEYS fold into it too, so neither the file nor the views grow with what clients send."""
+    stats = Stats(path, clock)
+    for n in range(1000):
+        stats.record(entry(model="", requested_model=f"{n:04d}" + "m" * 2000, error={"kind": "model_not_found"},
+                           error_kind=f"kind-{n}"))
+        stats.record(entry(model=f"served-{n}", account_id=f"acc-{n}"))
+    stats.save()
+    detailed = stats.detailed()
+    for group in ("by_model", "by_account", "errors_by_kind"):
+        assert len(detailed[group]) <= MAX_KEYS
+    assert detailed["by_model"][OTHER]["requests"] == 2000 - (MAX_KEYS - 1)
+    assert sum(v["requests"] for v in detailed["by_model"].values()) == 2000
+    assert sum(v["requests"] for v in detailed["by_account"].values()) == 2000
+    assert path.stat().st_size < 100_000
+    assert len(json.dumps(detailed)) < 100_000
+    assert Stats(path, clock).detailed()["by_model"] == detailed["by_model"]
+
+
+def test_a_file_with_more_keys_than_the_bound_is_folded_on_load(path, clock):
+    groups = {f"m{n}": {"requests": n, "errors": 0, "input_tokens": 1, "output_tokens": 1} for n in range(500)}
+    path.write_text(json.dumps({"requests": 5, "by_model": groups, "by_account": {}, "by_protocol": {},
+                                "errors_by_kind": {f"k{n}": n for n in range(500)}, "hourly": {}}))
+    detailed = Stats(path, clock).detailed()
+    assert len(detailed["by_model"]) == MAX_KEYS and "m499" in detailed["by_model"]
+    assert sum(v["requests"] for v in detailed["by_model"].values()) == sum(range(500))
+    assert len(detailed["errors_by_kind"]) == MAX_KEYS
+
+
+def test_damaged_keys_inside_the_file_are_skipped(path, clock):
+    good = {"requests": 2, "errors": 0, "input_tokens": 1, "output_tokens": 1}
+    path.write_text(json.dumps({"requests": 2, "by_model": {"ok": good, "bad": [1], "worse": {"requests": "x"}},
+                                "by_account": {"\ud800": good}, "by_protocol": {}, "errors_by_kind": {"e": "x"},
+                                "hourly": {"not an hour": good, str(int(NOW)): good}}))
+    stats = Stats(path, clock)
+    detailed = stats.detailed()
+    assert list(detailed["by_model"]) == ["ok"] and list(detailed["by_account"]) == ["\ufffd"]
+    assert detailed["errors_by_kind"] == {}
+    stats.record(entry())  # counting goes on
+    stats.save()
+    json.loads(path.read_bytes().decode("utf-8"))
