@@ -86,6 +86,7 @@ class Settings(BaseModel):
     flows_max_count: int = Field(10_000, ge=0)
     flows_max_mb: float = Field(512.0, ge=0)
     flows_max_age_days: float = Field(30.0, ge=0)
+    flow_backlog_mb: float = Field(64.0, gt=0)
 
     # stored Responses API answers (previous_response_id)
     responses_max_entries: int = Field(1000, ge=0)

@@ -147,6 +147,7 @@ class Services:
         flows = overrides.pop("flows", None) or FlowStore(
             home / "flows", stats, max_flows=settings.flows_max_count,
             max_bytes=int(settings.flows_max_mb * 2**20), max_age_days=settings.flows_max_age_days,
+            backlog_bytes=int(settings.flow_backlog_mb * 2**20),
             secrets=lambda: known_secrets([admin_key, *settings.api_keys], pool),
             account_name=lambda account_id: _account_name(pool, account_id))
         relay = overrides.pop("relay", None) or Relay(

@@ -22,12 +22,13 @@ from .encoding import utf8
 from .index import Caps, Index
 from .queries import Budget, Filter, scan, summarize, text_matches
 from .stats import Stats
-from .writer import BATCH_MAX, Pending, Writer
+from .writer import BATCH_MAX, Backlog, Pending, Writer
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0   # an idle writer still wakes this often to evict by age
 SEGMENT_SIZE = segments.SEGMENT_SIZE
+DEFAULT_BACKLOG = 64 * 2**20  # bytes of finished flows waiting for the writer before bodies are dropped
 
 
 class FlowStore:
@@ -38,8 +39,9 @@ class FlowStore:
                  max_age_days: float = 30.0, secrets: Callable[[], Iterable[str]] = tuple,
                  account_name: Callable[[Optional[str]], str] = lambda account_id: "",
                  clock: Callable[[], float] = time.time, search: Optional[Budget] = None,
-                 sweep_seconds: float = SWEEP_SECONDS) -> None:
-        self.disk = segments.Disk(root)
+                 sweep_seconds: float = SWEEP_SECONDS, backlog_bytes: int = DEFAULT_BACKLOG,
+                 disk: Optional[segments.Disk] = None) -> None:
+        self.disk = disk or segments.Disk(root)
         self.stats = stats
         self.caps = Caps(max_flows, max_bytes, max_age_days * 86400)
         self.secrets = secrets
@@ -48,7 +50,10 @@ class FlowStore:
         self._lock = threading.Lock()
         self._index = Index(SEGMENT_SIZE)
         self._live: Dict[str, Exchange] = {}
-        self._pending: Dict[str, Pending] = {}   # finished, not stored yet; seq order
+        self._pending = Backlog()                # finished, not stored yet; seq order
+        self.backlog_bytes = backlog_bytes
+        self.bodies_dropped = 0                  # flows queued without their bodies (backlog full)
+        self.flows_dropped = 0                   # flows not kept at all (backlog twice full)
         self._dirty: Set[str] = set()            # ids whose marks changed since their last index line
         self._redactor = Redactor()
         loaded = recovery.load(self.disk)
@@ -83,18 +88,32 @@ class FlowStore:
             self._live[exchange.id] = exchange
 
     def finished(self, exchange: Exchange) -> None:
-        snap = records.snapshot(exchange)  # copies: nothing the request does later reaches it
+        """Queue the flow for the writer; never waits for the disk. While the queue holds more
+        than backlog_bytes, the flow keeps its metadata only; past twice that, it is not kept."""
+        backlog = self._pending.bytes  # read without the lock: a bound, not an exact count
+        if backlog >= 2 * self.backlog_bytes:
+            with self._lock:
+                self._live.pop(exchange.id, None)
+                self.flows_dropped += 1
+            self.stats.record(records.index_entry(exchange, 0))
+            return
+        if backlog >= self.backlog_bytes:
+            snap = records.metadata_only(exchange)
+        else:
+            snap = records.snapshot(exchange)  # copies: nothing the request does later reaches it
         with self._lock:
             self._live.pop(exchange.id, None)
+            if "body_dropped" in snap.meta:
+                self.bodies_dropped += 1
             earlier = self._pending.get(snap.id)
             if earlier is not None:  # finished twice before it was stored: the later state wins
-                self._pending[snap.id] = Pending(snap, earlier.seq, earlier.marks)
+                self._pending[snap.id] = Pending(snap, earlier.seq, earlier.marks, records.cost(snap))
                 return
             if snap.id in self._index.entries:
                 log.debug("flow %s finished again after it was stored; ignored", snap.id)
                 return
             self._index.seq += 1
-            self._pending[snap.id] = Pending(snap, self._index.seq, {})
+            self._pending[snap.id] = Pending(snap, self._index.seq, {}, records.cost(snap))
             full = len(self._pending) >= BATCH_MAX
         self.stats.record(snap.meta)
         self._writer.wake(urgent=full)
@@ -296,7 +315,9 @@ class FlowStore:
         with self._lock:
             return {"flows": len(self._index.entries) + len(self._pending), "in_flight": len(self._live),
                     "bytes": self._index.total_bytes(), "segments": self._index.segment_count(),
-                    "queued": len(self._pending)}
+                    "queued": len(self._pending), "backlog_bytes": self._pending.bytes,
+                    "backlog_max_bytes": self.backlog_bytes, "bodies_dropped": self.bodies_dropped,
+                    "flows_dropped": self.flows_dropped}
 
     def account_of(self, flow_id: str) -> Optional[str]:
         with self._lock:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import BadRequest
+from .stats import MAX_KEYS, OTHER
 
 MAX_LIMIT = 500
 
@@ -208,6 +209,15 @@ def percentiles(values: Iterable[float], points: Sequence[int] = (50, 90, 99)) -
     return out
 
 
+def _bounded(counts: Counter) -> Dict[str, int]:
+    """At most MAX_KEYS keys: the most frequent, the rest added up under OTHER (as in stats)."""
+    if len(counts) <= MAX_KEYS:
+        return dict(counts)
+    kept = dict(counts.most_common(MAX_KEYS - 1))
+    kept[OTHER] = kept.get(OTHER, 0) + sum(n for key, n in counts.items() if key not in kept)
+    return kept
+
+
 def summarize(entries: List[Mapping[str, Any]]) -> Dict[str, Any]:
     """Counts by state/protocol/model/account, error rate, TTFB and duration percentiles."""
     finished = [e for e in entries if e.get("state") not in ("pending", "streaming")]
@@ -216,8 +226,8 @@ def summarize(entries: List[Mapping[str, Any]]) -> Dict[str, Any]:
         "total": len(entries),
         "by_state": dict(Counter(e.get("state") for e in entries)),
         "by_protocol": dict(Counter(e.get("protocol") for e in entries)),
-        "by_model": dict(Counter(e.get("model") or e.get("requested_model") or "" for e in entries)),
-        "by_account": dict(Counter(e.get("account_id") or "" for e in entries)),
+        "by_model": _bounded(Counter(e.get("model") or e.get("requested_model") or "" for e in entries)),
+        "by_account": _bounded(Counter(e.get("account_id") or "" for e in entries)),
         "errors": errors,
         "error_rate": round(errors / len(finished), 4) if finished else 0.0,
         "ttfb_ms": percentiles(e.get("ttfb_ms") for e in finished),

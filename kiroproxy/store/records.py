@@ -18,6 +18,8 @@ from ..exchange import Exchange
 from ..redaction import Redactor, redact_text
 
 SNIPPET = 200  # characters of the last user message kept in memory to show in lists
+NAME_CHARS = 200  # of a requested model name kept in the index (no real one is longer)
+PATH_CHARS = 500
 LIFT = 256     # strings this long are stored once, in the search text, not again in the record
 
 
@@ -53,6 +55,25 @@ def snapshot(exchange: Exchange, with_body: bool = True) -> Snapshot:
                     stop_sequence=reply.stop_sequence if reply is not None else None)
 
 
+META_COST = 2048  # bytes an index entry and its snapshot take in memory, roughly
+
+
+def cost(snap: Snapshot) -> int:
+    """Bytes of memory a queued snapshot holds, roughly: its body, the request parsed from it
+    (about as large again) and the answer's texts."""
+    if snap.request is None and not snap.parts:
+        return META_COST + len(snap.body)
+    return META_COST + 2 * len(snap.body) + sum(len(getattr(part, "text", "") or "") for part in snap.parts)
+
+
+def metadata_only(exchange: Exchange) -> Snapshot:
+    """A snapshot without the request body, the parsed request or the answer (the flow backlog is
+    full): the index entry says so with body_dropped."""
+    snap = snapshot(exchange, with_body=False)
+    snap.meta["body_dropped"] = True
+    return replace(snap, request=None, parts=(), answered=False)
+
+
 def _freeze(body: Any) -> bytes:
     try:
         return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
@@ -78,8 +99,9 @@ def index_entry(exchange: Exchange, seq: int, account_name: str = "") -> Dict[st
     if not requested and isinstance(exchange.body, dict) and isinstance(exchange.body.get("model"), str):
         requested = exchange.body["model"]
     return {
-        "id": exchange.id, "seq": seq, "protocol": exchange.protocol, "path": exchange.path,
-        "requested_model": requested, "model": exchange.model, "account_id": exchange.account_id,
+        "id": exchange.id, "seq": seq, "protocol": exchange.protocol, "path": exchange.path[:PATH_CHARS],
+        "requested_model": requested[:NAME_CHARS] if isinstance(requested, str) else "",
+        "model": exchange.model, "account_id": exchange.account_id,
         "account_name": account_name, "stream": exchange.stream, "state": exchange.state,
         "status": exchange.status, "received_at": exchange.received_at, "first_byte_at": exchange.first_byte_at,
         "completed_at": exchange.completed_at, "ttfb_ms": _ms(exchange.ttfb_ms),

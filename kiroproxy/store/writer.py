@@ -34,6 +34,28 @@ class Pending:
     snap: records.Snapshot
     seq: int
     marks: Dict[str, Any]
+    cost: int = 0  # bytes of memory it holds (records.cost)
+
+
+class Backlog(Dict[str, Pending]):
+    """The flows waiting for the writer, in seq order, and the bytes they hold (`bytes`). Set
+    items with [] and remove them with pop(): both keep the count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __setitem__(self, flow_id: str, pending: Pending) -> None:
+        earlier = super().get(flow_id)
+        self.bytes += pending.cost - (earlier.cost if earlier is not None else 0)
+        super().__setitem__(flow_id, pending)
+
+    def pop(self, flow_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        pending = super().pop(flow_id, None)
+        if pending is None:
+            return default
+        self.bytes -= pending.cost
+        return pending
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,7 @@ class Writer:
     """Shares the store's lock, index, pending flows and dirty marks (all changed under the lock)."""
 
     def __init__(self, disk: segments.Disk, index: Index, stats: Stats, caps: Caps, lock: threading.Lock,
-                 pending: Dict[str, Pending], dirty: Set[str], redactor: Callable[[], Redactor],
+                 pending: Backlog, dirty: Set[str], redactor: Callable[[], Redactor],
                  account_name: Callable[[Optional[str]], str], clock: Callable[[], float],
                  sweep_seconds: float) -> None:
         self.disk, self.index, self.stats, self.caps = disk, index, stats, caps

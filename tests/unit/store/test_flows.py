@@ -82,7 +82,9 @@ def test_a_finished_flow_is_visible_at_once_and_on_disk_after_flush(open_store, 
     assert store.flush()
     assert bodies_on_disk(tmp_path) == [ex.id]
     assert read_body(tmp_path, ex.id)["request"]["body"]["messages"][0]["content"] == "question 0"
-    assert store.counts() == {"flows": 1, "in_flight": 0, "bytes": on_disk(tmp_path), "segments": 1, "queued": 0}
+    assert store.counts() == {"flows": 1, "in_flight": 0, "bytes": on_disk(tmp_path), "segments": 1, "queued": 0,
+                              "backlog_bytes": 0, "backlog_max_bytes": 64 * 2**20, "bodies_dropped": 0,
+                              "flows_dropped": 0}
     assert store.get(ex.id) == {**detail, "size": store.query(ALL)["flows"][0]["size"]}
 
 
