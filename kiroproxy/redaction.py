@@ -19,8 +19,14 @@ SECRET_KEY = re.compile(
     r"(?:access|refresh|id|session|auth)[_\-]?token|client[_\-]?secret|(?:secret|private)(?:[_\-]?access)?[_\-]?key|"
     r"secret|password|passwd|cookie|bearer)$")
 # Kiro access/refresh tokens and common API-key shapes, masked even where nobody told us about them.
-# Kiro tokens carry ':' '+' '/' '=' (a signature after the colon): mask the whole run.
-TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-:+/=]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}|\bksk_[A-Za-z0-9]{16,}")
+# Kiro tokens carry ':' '+' '/' '=' (a signature after the colon): mask the whole run. `sk-` covers
+# OpenAI's sk-… and sk-proj-… (32+ characters: real keys are longer) and Anthropic's sk-ant-…;
+# AIza… is a Google API key.
+TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-:+/=]{20,}|\bsk-ant-[A-Za-z0-9_\-]{20,}"
+                          r"|\bsk-[A-Za-z0-9_\-]{32,}|\bksk_[A-Za-z0-9]{16,}|\bAIza[A-Za-z0-9_\-]{30,}")
+# The value after "Bearer" (an Authorization header pasted into a prompt); the word itself stays.
+BEARER_VALUE = re.compile(r"(\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9._~+/\-]{16,}=*")
+_SHAPE_HINTS = ("ao", "sk-", "ksk_", "AIza")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
                 "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client", "x-claude-code-session-id")
 MIN_SECRET = 8  # shorter known values would mask ordinary words all over a flow
@@ -52,7 +58,16 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return TOKEN_SHAPES.sub(MASK, text) if ("ao" in text or "sk-" in text or "ksk_" in text) else text
+    if any(hint in text for hint in _SHAPE_HINTS):
+        text = TOKEN_SHAPES.sub(MASK, text)
+    if "earer" in text or "EARER" in text:
+        text = BEARER_VALUE.sub(r"\1" + MASK, text)
+    return text
+
+
+def has_shapes(text: str) -> bool:
+    """`text` holds something redact_text() masks without being told (a key or token shape)."""
+    return redact_text(text) != text
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict:

@@ -140,15 +140,20 @@ class Services:
                    "strong": settings.strong_model})
         catalog.add_rule(openai.model_rule)
         catalog.add_rule(gemini.model_rule)
+
+        def secret_values() -> List[str]:  # one set of secrets masked in every store
+            return known_secrets([admin_key, *settings.api_keys], pool)
+
         responses = overrides.pop("responses", None) or ResponseStore(
             home / "responses", max_entries=settings.responses_max_entries,
-            max_bytes=int(settings.responses_max_mb * 2**20))
+            max_bytes=int(settings.responses_max_mb * 2**20),
+            secrets=secret_values)
         stats = overrides.pop("stats", None) or Stats(home / "stats.json")
         flows = overrides.pop("flows", None) or FlowStore(
             home / "flows", stats, max_flows=settings.flows_max_count,
             max_bytes=int(settings.flows_max_mb * 2**20), max_age_days=settings.flows_max_age_days,
             backlog_bytes=int(settings.flow_backlog_mb * 2**20),
-            secrets=lambda: known_secrets([admin_key, *settings.api_keys], pool),
+            secrets=secret_values,
             account_name=lambda account_id: _account_name(pool, account_id))
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,

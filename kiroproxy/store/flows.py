@@ -167,25 +167,21 @@ class FlowStore:
         text = redactor.text(records.search_text(snap)).lower()
         return text, len(text)
 
-    def _collect(self, keep: Callable[[Dict[str, Any]], bool], cursor: Optional[int], live: bool = True,
-                 masked: bool = True) -> Tuple[List[Tuple[Dict[str, Any], Any]], List[Dict[str, Any]]]:
+    def _collect(self, keep: Callable[[Dict[str, Any]], bool], cursor: Optional[int],
+                 live: bool = True) -> Tuple[List[Tuple[Dict[str, Any], Any]], List[Dict[str, Any]]]:
         """(fresh rows, stored entries) matching `keep`, newest first, taken at one moment (a flow
         being stored is in exactly one of them). Fresh rows are the in-flight flows (unless a
         cursor is given) then the queued ones, as (entry, source) where source is the Exchange or
-        the Snapshot; their texts are masked unless `masked` is False. Rendering them names
+        the Snapshot; their texts are masked (as every view shows them). Rendering them names
         accounts, which takes the pool's lock: done after the store lock is released."""
         with self._lock:
             running = list(self._live.values()) if live and cursor is None else []
             queued = [p for p in self._pending.values() if cursor is None or p.seq < cursor]
             stored = [e for e in reversed(self._index.entries.values())
                       if (cursor is None or e["seq"] < cursor) and keep(e)]
-        if not masked:
-            rows = [(records.index_entry(ex, 0), ex) for ex in reversed(running)]
-            rows += [({**p.snap.meta, "seq": p.seq}, p.snap) for p in reversed(queued)]
-        else:
-            redactor = self._redactor_now() if running or queued else self._redactor
-            rows = [(self._render_live(exchange, redactor), exchange) for exchange in reversed(running)]
-            rows += [(self._render_pending(p, redactor), p.snap) for p in reversed(queued)]
+        redactor = self._redactor_now() if running or queued else self._redactor
+        rows = [(self._render_live(exchange, redactor), exchange) for exchange in reversed(running)]
+        rows += [(self._render_pending(p, redactor), p.snap) for p in reversed(queued)]
         return [(entry, source) for entry, source in rows if keep(entry)], stored
 
     # ----- queries -----------------------------------------------------------------------
@@ -253,7 +249,7 @@ class FlowStore:
     def summary(self, flt: Filter) -> Dict[str, Any]:
         if flt.words:
             raise BadRequest("q works with GET /api/flows only; filter stats by fields", param="q")
-        rows, stored = self._collect(flt.predicate(), None, masked=False)
+        rows, stored = self._collect(flt.predicate(), None)
         return summarize([entry for entry, _ in rows] + stored)
 
     def recent(self, flt: Filter, limit: int) -> List[Dict[str, Any]]:

@@ -126,6 +126,10 @@ def _ms(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value, 2)
 
 
+# Index fields a client chose (a model name or a URL path can carry a key by mistake).
+CLIENT_TEXTS = ("requested_model", "path", "user_agent")
+
+
 def finish_entry(meta: Dict[str, Any], seq: int, account_name: str, redactor: Redactor,
                  present: Optional[Tuple[str, ...]] = None) -> Dict[str, Any]:
     """A new index entry from `meta` (index_entry's fields, left untouched) with known secrets
@@ -134,9 +138,10 @@ def finish_entry(meta: Dict[str, Any], seq: int, account_name: str, redactor: Re
     attempts = [dict(a) for a in meta["attempts"]]
     if present is None:
         present = redactor.present(meta["snippet"], str(error.get("message", "")) if error else "",
-                                   *(a["message"] for a in attempts))
+                                   *(a["message"] for a in attempts), *(meta[k] for k in CLIENT_TEXTS))
     entry = {**meta, "seq": seq, "account_name": account_name, "attempts": attempts, "error": error,
-             "tags": list(meta["tags"]), "snippet": redact_text(meta["snippet"], present)}
+             "tags": list(meta["tags"]), "snippet": redact_text(meta["snippet"], present),
+             **{k: redact_text(meta[k], present) for k in CLIENT_TEXTS}}
     if error:
         error["message"] = redact_text(str(error.get("message", "")), present)
     for attempt in attempts:
@@ -242,7 +247,8 @@ def prepare(snap: Snapshot, seq: int, account_name: str, redactor: Redactor) -> 
     results, the answer) are stored once: the record keeps [path, start, length] in "texts"."""
     snap = _decoded(snap)
     pieces = search_pieces(snap)
-    present = _present(snap, redactor, "\n".join(pieces), "\n".join(a["message"] for a in snap.meta["attempts"]))
+    present = _present(snap, redactor, "\n".join(pieces), "\n".join(a["message"] for a in snap.meta["attempts"]),
+                       *(snap.meta[k] for k in CLIENT_TEXTS))
     pieces = [redact_text(p, present) for p in pieces]
     search = "\n".join(pieces)
     starts: Dict[str, int] = {}

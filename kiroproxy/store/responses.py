@@ -16,8 +16,9 @@ import threading
 import zlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
+from ..redaction import Redactor, has_shapes
 from . import encoding
 from .encoding import utf8
 from .jsondb import write_atomic
@@ -45,8 +46,11 @@ class ResponseStore:
     record it cannot write, so neither ever turns into a 500 for the client.
     """
 
-    def __init__(self, path: Path, max_entries: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, path: Path, max_entries: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES,
+                 secrets: Callable[[], Iterable[str]] = tuple) -> None:
         self.path = Path(path)
+        self.secrets = secrets
+        self._redactor = Redactor()
         self.max_entries = max(0, int(max_entries))
         self.max_bytes = max(0, int(max_bytes))
         self._lock = threading.Lock()
@@ -98,8 +102,7 @@ class ResponseStore:
             raise ValueError(f"not a storable response id: {str(response_id)[:80]!r}")
         if self.max_entries == 0 or self.max_bytes == 0:
             return
-        data = gzip.compress(utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":"))),
-                             compresslevel=6, mtime=0)
+        data = gzip.compress(utf8(self._masked(record)), compresslevel=6, mtime=0)
         if len(data) > self.max_bytes:
             log.warning("response %s is not stored: %d compressed bytes exceed the store's bound of %d",
                         response_id, len(data), self.max_bytes)
@@ -116,6 +119,16 @@ class ResponseStore:
         self._delete(evicted)
 
     # ----- internals -------------------------------------------------------------------------
+
+    def _masked(self, record: dict) -> str:
+        """The record as JSON with secrets masked as in flows (known secrets and key shapes): a
+        follow-up then replays the conversation with them masked too."""
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        self._redactor = redactor = self._redactor.refreshed(list(self.secrets()))
+        present = redactor.present_in_json(utf8(text))
+        if not present and not has_shapes(text):
+            return text
+        return json.dumps(redactor.redact(record, present), ensure_ascii=False, separators=(",", ":"))
 
     def _file(self, response_id: str) -> Path:
         return self.path / (response_id + SUFFIX)

@@ -205,3 +205,15 @@ def test_redact_with_present_masks_those_and_still_masks_keys_and_shapes():
     out = redactor.redact(value, ("known-secret-value",))
     assert out == {"text": f"{MASK} and other-known-value", "api_key": MASK, "t": MASK}
     assert redactor.redact(value)["text"] == f"{MASK} and {MASK}"
+
+
+@pytest.mark.parametrize("prefix", ["sk-", "sk-proj-", "sk-ant-api03-", "AIza"])
+def test_api_key_shapes_are_masked(prefix):
+    key = token_like(prefix, "Ab3" * 14)
+    assert redact_text(f"use {key} please") == f"use {MASK} please"
+
+
+def test_a_bearer_value_is_masked_and_the_word_kept():
+    value = token_like("", "eyJhbGciOi" + "Q" * 20)
+    assert redact_text(f"Authorization: Bearer {value}\n") == f"Authorization: Bearer {MASK}\n"
+    assert redact_text("the bearer of bad news") == "the bearer of bad news"
