@@ -301,7 +301,7 @@ def collect(stream: Stream) -> Reply:
     return builder.reply
 
 
-def image_from_data_url(url: str, *, where: str = "image data URL") -> Optional[Image]:
+def image_from_data_url(url: str, *, where: str = "image data URL", param: Optional[str] = None) -> Optional[Image]:
     """An Image from `data:image/png;base64,...`; None when `url` is not a base64 data URL.
 
     Raises BadRequest naming `where` (the field) when the data after the comma is not base64."""
@@ -309,10 +309,10 @@ def image_from_data_url(url: str, *, where: str = "image data URL") -> Optional[
         return None
     head, _, data = url.partition(",")
     media_type = head[5:].split(";", 1)[0] or "image/png"
-    return Image(media_type=media_type.lower(), data=image_base64(data, where))
+    return Image(media_type=media_type.lower(), data=image_base64(data, where, param))
 
 
-def image_base64(data: str, where: str) -> str:
+def image_base64(data: str, where: str, param: Optional[str] = None) -> str:
     """`data` as standard, padded base64, the form the upstream takes.
 
     Accepts what real clients send: URL-safe letters, missing padding, line breaks. Decodes once
@@ -327,5 +327,5 @@ def image_base64(data: str, where: str) -> str:
     try:
         base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"{where}: the image data is not valid base64") from None
+        raise BadRequest(f"{where}: the image data is not valid base64", param=param) from None
     return text

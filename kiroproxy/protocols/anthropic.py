@@ -166,9 +166,9 @@ def _image(source: Any, where: str) -> chat.Part:
         media_type = source.get("media_type") or "image/png"
         if not isinstance(media_type, str):
             raise BadRequest(f"{where}.source.media_type: must be a string like 'image/png'", param="messages")
-        return chat.Image(media_type.lower(), data)
+        return chat.Image(media_type.lower(), chat.image_base64(data, f"{where}.source.data", "messages"))
     if source.get("type") == "url":
-        image = chat.image_from_data_url(str(source.get("url") or ""))
+        image = chat.image_from_data_url(str(source.get("url") or ""), where=f"{where}.source.url", param="messages")
         if image is not None:
             return image
         return chat.Text(f"[image at {source.get('url')} not fetched: send images as base64]")

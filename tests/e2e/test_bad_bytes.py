@@ -140,3 +140,15 @@ def test_damaged_records_on_disk_are_skipped_and_every_view_still_answers(make_p
     ids = {flow["id"] for flow in again.admin("GET", "/flows").json()["flows"]}
     assert {"f" * 32, "e" * 32} <= ids and len(ids) == 3
     assert again.admin("GET", "/flows", params={"q": "text"}).status_code == 200
+
+
+def test_anthropic_base64_image_data_is_validated_before_the_upstream(proxy, fake):
+    proxy.add_account("acc-A")
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR w0K!!"}}]}]}
+    response = proxy.http.post(proxy.url + "/v1/messages", json=body, headers=ANTHROPIC, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.json()["error"]["message"].startswith("messages.0.content.1.source.data: ")
+    assert fake.requests_to("/generateAssistantResponse") == []

@@ -172,6 +172,12 @@ REJECTIONS = [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png"}}]}]),
      "messages.0.content.0.source.data", "messages"),
     (anthropic_body(messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]),
+     "messages.0.content.0.source.data", "messages"),
+    (anthropic_body(messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "data:image/png;base64,%%%"}}]}]),
+     "messages.0.content.0.source.url", "messages"),
+    (anthropic_body(messages=[{"role": "user", "content": [
         {"type": "image", "source": {"type": "file", "file_id": "f1"}}]}]),
      "messages.0.content.0.source.type", "messages"),
     (anthropic_body(system=5), "system", "system"),
