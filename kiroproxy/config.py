@@ -94,6 +94,7 @@ class Settings(BaseModel):
 
     # upstream behaviour
     connect_timeout: float = Field(10.0, gt=0)
+    warm_connections: bool = True
     first_event_timeout: float = Field(15.0, gt=0)
     read_timeout: float = Field(300.0, gt=0)
     max_attempts: int = Field(6, ge=1, le=50)

@@ -25,6 +25,7 @@ from .kiro.client import KiroClient
 from .kiro.login import KiroLogin
 from .kiro.models import Catalog, ModelInfo
 from .kiro.transport import ClientIdentity, Endpoints, Sessions
+from .kiro.warm import WarmConnections
 from .protocols import gemini, openai
 from .relay import Relay
 from .store.flows import FlowStore
@@ -126,7 +127,8 @@ class Services:
         admin_key, generated = admin_key_for(settings, home)
         endpoints = overrides.pop("endpoints", None) or _endpoints(settings)
         identity = _identity(settings)
-        sessions = overrides.pop("sessions", None) or Sessions(settings.proxy_url)
+        sessions = overrides.pop("sessions", None) or Sessions(settings.proxy_url, warm=WarmConnections(
+            enabled=settings.warm_connections, connect_timeout=settings.connect_timeout))
         pool = overrides.pop("pool", None) or _pool(settings, home)
         auth = overrides.pop("auth", None) or Authenticator(endpoints, sessions, identity)
         refresher = overrides.pop("refresher", None) or Refresher(

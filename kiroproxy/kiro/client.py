@@ -59,8 +59,9 @@ class KiroClient:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
         session = session or self.sessions.for_account(creds)
         try:
-            response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,
-                                    timeout=(self.connect_timeout, self.first_event_timeout))
+            with self.sessions.ahead():  # a connection opened before this request, if one is warm
+                response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,
+                                        timeout=(self.connect_timeout, self.first_event_timeout))
         except requests.RequestException as exc:
             raise network_failure(exc, "chat request") from None
         if response.status_code != 200:

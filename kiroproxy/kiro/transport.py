@@ -8,11 +8,13 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
+from contextlib import nullcontext
+from typing import ContextManager, Dict, Iterator, List, Optional
 
 import requests
 
 from ..accounts.credentials import EXTERNAL_IDP, IDC, Credentials
+from .warm import WarmConnections
 
 SDK_VERSION = "1.0.34"
 
@@ -96,10 +98,13 @@ class ClientIdentity:
 
 
 class Sessions:
-    """One requests.Session per thread and proxy URL (sessions are not thread-safe)."""
+    """One requests.Session per thread and proxy URL (sessions are not thread-safe).
 
-    def __init__(self, default_proxy: Optional[str] = None) -> None:
+    With `warm`, chat calls made inside `ahead()` use a connection opened ahead of time."""
+
+    def __init__(self, default_proxy: Optional[str] = None, warm: Optional[WarmConnections] = None) -> None:
         self.default_proxy = default_proxy
+        self.warm = warm
         self._local = threading.local()
         self._all: List[requests.Session] = []
         self._all_lock = threading.Lock()
@@ -115,17 +120,27 @@ class Sessions:
             session.trust_env = False  # never pick up a proxy or netrc from the environment silently
             if proxy:
                 session.proxies = {"http": proxy, "https": proxy}
+            if self.warm is not None:
+                adapter = self.warm.adapter()
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
             cache[proxy] = session
             with self._all_lock:
                 self._all.append(session)
         return session
 
+    def ahead(self) -> ContextManager[None]:
+        """Requests in this block take a warm connection where they would open a new one."""
+        return self.warm.ahead() if self.warm is not None else nullcontext()
+
     def close(self) -> None:
-        """Close every session of every thread (at shutdown)."""
+        """Close every session of every thread (at shutdown), and the warm connections."""
         with self._all_lock:
             sessions, self._all = self._all, []
         for session in sessions:
             session.close()
+        if self.warm is not None:
+            self.warm.close()
 
     def for_account(self, creds: Credentials) -> requests.Session:
         return self.get(creds.proxy_url)

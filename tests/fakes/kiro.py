@@ -92,6 +92,7 @@ class Recorded:
     json: Any
     body: bytes
     token: Optional[str]
+    connection: int = 0  # which TCP connection carried it: 1 for the first the fake accepted
 
 
 @dataclass(frozen=True)
@@ -343,12 +344,14 @@ class FakeKiro:
         with self._lock:
             return self._social_codes.pop(code, None) if isinstance(code, str) else None
 
-    def _track(self, connection: socket.socket, alive: bool) -> None:
+    def _track(self, connection: socket.socket, alive: bool) -> int:
+        """Count a connection opening (returns its number) or closing."""
         with self._changed:
             (self._connections.add if alive else self._connections.discard)(connection)
             if alive:
                 self._connections_opened += 1
                 self._changed.notify_all()
+            return self._connections_opened
 
 
 class _Server(ThreadingHTTPServer):
@@ -375,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Frames are small separate writes; Nagle plus delayed ACKs would stall each by ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.fake._track(self.connection, True)
+        self.connection_number = self.fake._track(self.connection, True)
         if self.fake.new_connection_delay:
             # A handshake's round trips: the client's request waits, a connection opened early does not.
             time.sleep(self.fake.new_connection_delay)
@@ -403,7 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         request = Recorded(method=self.command, path=parts.path, query=dict(parse_qsl(parts.query)),
                            headers=CaseInsensitiveDict(self.headers.items()), json=document, body=body,
-                           token=auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+                           token=auth[7:].strip() if auth.lower().startswith("bearer ") else None,
+                           connection=self.connection_number)
         self.fake._record(request=request)
         route = self._route(request)
         if route == "chat":
