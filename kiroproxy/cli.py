@@ -54,14 +54,17 @@ def add_login_command(commands: Any) -> None:
 def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
-    p.add_argument("--threads", type=int, help="worker threads; each open stream holds one (default 32)")
+    p.add_argument("--threads", type=int, help="worker threads besides the stream slots, for admin calls, "
+                                             "model lists and token counts (default 16)")
+    p.add_argument("--max-streams", dest="max_streams", type=int,
+                   help="chat requests served at once, streamed or not; more get 429 (default 64)")
     p.add_argument("--data-dir", dest="data_dir", help="data directory (default ~/.kiro-proxy)")
     p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
-    flags = {k: getattr(args, k, None) for k in ("host", "port", "threads", "data_dir", "log_level")}
+    flags = {k: getattr(args, k, None) for k in ("host", "port", "threads", "max_streams", "data_dir", "log_level")}
     try:
         settings = load(flags)
     except ConfigError as exc:
@@ -76,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run_server(settings: Settings) -> int:
+    from . import connections
     from .app import create_app
     from .exposure import client_keys_configured, public_bind_refusal
     from .server import claim, owner, release, serve
@@ -107,7 +111,7 @@ def run_server(settings: Settings) -> int:
         services.close()
         release(services.home)  # last: until the state is on disk, `login` must not write under us
 
-    serve(app, settings.host, settings.port, settings.threads, on_ready=ready, on_stop=stopped,
+    serve(app, settings.host, settings.port, connections.options(settings), on_ready=ready, on_stop=stopped,
           grace=settings.shutdown_grace_seconds)
     return 0
 

@@ -51,7 +51,10 @@ class Settings(BaseModel):
     # server
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    threads: int = Field(32, ge=1, le=1024)
+    threads: int = Field(16, ge=1, le=1024)         # worker threads besides the stream slots
+    max_streams: int = Field(64, ge=1, le=4096)     # chat requests at once (each holds a thread)
+    connection_limit: int = Field(1000, ge=10)
+    request_timeout_seconds: float = Field(20.0, gt=0)
     data_dir: str = ""
     scan_home: str = ""
     log_level: str = "INFO"

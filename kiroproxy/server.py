@@ -21,6 +21,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.server import create_server as waitress_server
 
+from .connections import channel_class, fit_file_limit
 from .store.jsondb import write_atomic
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,22 @@ POLL_SECONDS = 0.25
 MARKER_FILE = "server.json"
 
 
-def create_server(app: Any, host: str = "127.0.0.1", port: int = 8080, threads: int = 32) -> Any:
-    """A waitress server bound now (port 0 picks a free port: read .effective_port)."""
-    return waitress_server(app, host=host, port=port, threads=threads, ident="kiroproxy",
-                           channel_timeout=600, connection_limit=max(100, threads * 4),
-                           clear_untrusted_proxy_headers=True,
-                           # Keep reading the client socket during a request, so a client that
-                           # hangs up mid-stream is noticed and its upstream connection cut.
-                           channel_request_lookahead=1)
+def create_server(app: Any, host: str = "127.0.0.1", port: int = 8080, threads: int = 80,
+                  connection_limit: int = 1000, request_timeout: float = 20.0) -> Any:
+    """A waitress server bound now (port 0 picks a free port: read .effective_port). Its connections
+    are connections.GuardedChannel: a complete request within `request_timeout` seconds, or closed."""
+    connection_limit = fit_file_limit(connection_limit, threads)
+    server = waitress_server(app, host=host, port=port, threads=threads, ident="kiroproxy",
+                             channel_timeout=120, connection_limit=connection_limit,
+                             clear_untrusted_proxy_headers=True,
+                             # Keep reading the client socket during a request, so a client that
+                             # hangs up mid-stream is noticed and its upstream connection cut.
+                             channel_request_lookahead=1)
+    channel = channel_class(request_timeout)
+    for dispatcher in list(_socket_map(server).values()):
+        if isinstance(dispatcher, BaseWSGIServer):
+            dispatcher.channel_class = channel
+    return server
 
 
 def _socket_map(server: Any) -> Dict[int, Any]:
@@ -100,11 +109,13 @@ def run_until(server: Any, stopping: threading.Event) -> None:
                              count=1)
 
 
-def serve(app: Any, host: str, port: int, threads: int, on_ready: Optional[Callable[[Any], None]] = None,
-          on_stop: Optional[Callable[[], None]] = None, grace: float = 0.0) -> None:
+def serve(app: Any, host: str, port: int, options: Dict[str, Any],
+          on_ready: Optional[Callable[[Any], None]] = None, on_stop: Optional[Callable[[], None]] = None,
+          grace: float = 0.0) -> None:
     """Run until SIGTERM/SIGINT; then stop accepting, give requests in flight `grace` seconds (a
-    second signal cuts that short), close the rest, and call on_stop."""
-    server = create_server(app, host, port, threads)
+    second signal cuts that short), close the rest, and call on_stop. `options` are create_server()'s
+    (connections.options(settings))."""
+    server = create_server(app, host, port, **options)
     stopping = threading.Event()
     cut = threading.Event()
 

@@ -18,6 +18,7 @@ from .accounts.logins import Logins
 from .accounts.monitor import Adopter, Monitor
 from .accounts.pool import AccountPool
 from .accounts.refresher import Refresher
+from .capacity import StreamSlots
 from .config import Settings
 from .errors import ProxyError
 from .kiro.auth import Authenticator, RefreshError
@@ -167,7 +168,8 @@ class Services:
                                                             cache_seconds=settings.quota_cache_seconds)
         logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,
                                                          default_region=settings.region)
-        services = cls(settings, home=home, monitor=monitor, admin_key=admin_key, admin_key_generated=generated,
+        slots = overrides.pop("slots", None) or StreamSlots(settings.max_streams)
+        services = cls(settings, home=home, slots=slots, monitor=monitor, admin_key=admin_key, admin_key_generated=generated,
                        endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth, logins=logins,
                        refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
                        stats=stats, flows=flows, **overrides)

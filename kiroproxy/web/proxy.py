@@ -101,7 +101,12 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     try:
         body, req = _accept(exchange, parse)
         exchange.stream = req.stream
-        stream = svc.relay.open(req, exchange)
+        slot = svc.slots.take()  # this request holds a thread until its answer ends
+        try:
+            stream = svc.relay.open(req, exchange)
+        except BaseException:
+            slot.release()
+            raise
     except ProxyError as error:
         svc.relay.abort(exchange, error)
         return error_response(proto, error)
@@ -117,9 +122,12 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
                 reply = chat.collect(stream)
         except ProxyError as error:
             return error_response(proto, error)
+        finally:
+            slot.release()
         return jsonify(render(reply, req, body))
     response = Response(encode(stream, req, body), mimetype=mimetype, headers=sse.HEADERS)
     response.call_on_close(stream.close)
+    response.call_on_close(slot.release)
     return response
 
 

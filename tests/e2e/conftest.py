@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import pytest
 import requests
 
+from kiroproxy import connections
 from kiroproxy.app import create_app
 from kiroproxy.config import load
 from kiroproxy.server import create_server, run_until, stop
@@ -37,11 +38,11 @@ class Proxy:
     def __init__(self, home: Path, fake: FakeKiro, settings: Dict[str, Any], env: Dict[str, str]) -> None:
         self.home = home
         self.fake = fake
-        flags = {"data_dir": str(home / ".kiro-proxy"), "port": 0, "threads": 16, **settings}
+        flags = {"data_dir": str(home / ".kiro-proxy"), "port": 0, "threads": 8, "max_streams": 16, **settings}
         self.settings = load(flags, env=env)
         self.services = Services.build(self.settings)
         self.app = create_app(self.settings, self.services)
-        self.server = create_server(self.app, "127.0.0.1", 0, threads=self.settings.threads)
+        self.server = create_server(self.app, "127.0.0.1", 0, **connections.options(self.settings))
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.services.listen = f"127.0.0.1:{self.server.effective_port}"
         self.stopping = threading.Event()
@@ -59,7 +60,8 @@ class Proxy:
     def admin(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = kw.pop("headers", {})
         headers.setdefault("Authorization", f"Bearer {ADMIN_KEY}")
-        return self.http.request(method, self.url + "/api" + path, headers=headers, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return self.http.request(method, self.url + "/api" + path, headers=headers, **kw)
 
     def add_account(self, access: str = "acc-A", **kw: Any) -> str:
         response = self.admin("POST", "/accounts", json=factories.token_file(access, **kw))

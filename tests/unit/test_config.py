@@ -23,7 +23,7 @@ def home_with(tmp_path: Path, content=None) -> dict:
 
 def test_defaults(tmp_path):
     settings = config.load(env=home_with(tmp_path))
-    assert (settings.host, settings.port, settings.threads) == ("127.0.0.1", 8080, 32)
+    assert (settings.host, settings.port, settings.threads, settings.max_streams) == ("127.0.0.1", 8080, 16, 64)
     assert settings.api_keys == [] and settings.admin_key is None
     assert settings.model_aliases == {}
     assert settings.cooldown_seconds == 180.0 and settings.sticky_sessions is True  # "a few minutes"
