@@ -128,7 +128,7 @@ def test_damaged_records_on_disk_are_skipped_and_every_view_still_answers(make_p
     strange = {"id": "f" * 32, "protocol": 7, "state": None, "received_at": "yesterday", "error": "boom",
                "attempts": [1, {"account_id": "x"}], "tags": "t", "input_tokens": 1e300, "model": ["m"]}
     log.write_bytes(good + b'{"add":' + json.dumps(strange).encode() + b'}\n{"add":{"id":"../../x"}}\n'
-                    + b'{"add":{"id":"' + b"e" * 32 + b'","snippet":"x\xed\xa0\x80"}}\n' + good)
+                    + b'{"add":{"id":"' + b"e" * 32 + b'","snippet":"x\xed\xa0\x80","note":"\\ud800"}}\n' + good)
     (folder,) = (home / "flows" / "bodies").iterdir()
     for flow_id in ("f" * 32, "e" * 32):
         body = json.dumps({"flow": {"id": flow_id}, "request": {"body": 5}}).encode()
