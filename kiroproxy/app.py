@@ -13,7 +13,7 @@ from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
 from .services import Services
 from .store.encoding import LONE_SURROGATE, scrub
-from .web import admin, completions, flows, gemini, guard, logins, messages, models, proxy  # noqa: F401  (routes register)
+from .web import admin, completions, flows, gemini, guard, logins, messages, models, proxy, ui  # noqa: F401  (routes register)
 from .web.guard import is_admin_path, is_client_call
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     app.register_blueprint(proxy.bp)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.before_request(guard.check)  # first: a refused request meets no key check, no view
+    app.register_blueprint(ui.bp)
     app.before_request(guard_unrouted_admin_paths)
     app.after_request(guard.add_cors)
     app.register_error_handler(HTTPException, http_error)

@@ -309,11 +309,15 @@ class FlowStore:
 
     def counts(self) -> Dict[str, Any]:
         with self._lock:
+            oldest = next(iter(self._index.entries.values()), None)
             return {"flows": len(self._index.entries) + len(self._pending), "in_flight": len(self._live),
                     "bytes": self._index.total_bytes(), "segments": self._index.segment_count(),
                     "queued": len(self._pending), "backlog_bytes": self._pending.bytes,
                     "backlog_max_bytes": self.backlog_bytes, "bodies_dropped": self.bodies_dropped,
-                    "flows_dropped": self.flows_dropped}
+                    "flows_dropped": self.flows_dropped,
+                    "oldest_at": oldest.get("received_at") if oldest else None,
+                    "max_flows": self.caps.max_flows, "max_bytes": self.caps.max_bytes,
+                    "max_age_days": self.caps.max_age / 86400}
 
     def account_of(self, flow_id: str) -> Optional[str]:
         with self._lock:

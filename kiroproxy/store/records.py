@@ -110,7 +110,7 @@ def index_entry(exchange: Exchange, seq: int, account_name: str = "") -> Dict[st
         "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
         "reasoning_tokens": usage.reasoning_tokens, "credits": usage.credits,
         "attempts": [{"account_id": a.account_id, "outcome": a.outcome, "status": a.status,
-                      "message": a.message[:300]} for a in exchange.attempts],
+                      "message": a.message[:300], "at": round(a.at, 3)} for a in exchange.attempts],
         "retries": max(0, len(exchange.attempts) - 1),
         "error": dict(exchange.error) if exchange.error else None,
         "error_kind": exchange.error.get("kind") if exchange.error else None,

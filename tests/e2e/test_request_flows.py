@@ -84,7 +84,8 @@ def test_a_body_over_the_limit_is_a_413_flow(make_proxy, monkeypatch):
 
 
 def test_admin_and_browser_paths_are_never_flows(proxy):
-    assert proxy.http.get(proxy.url + "/").status_code == 404
+    assert proxy.http.get(proxy.url + "/").status_code == 200  # the admin page
+    assert proxy.http.get(proxy.url + "/ui/style.css").status_code == 200
     assert proxy.http.get(proxy.url + "/favicon.ico").status_code == 404
     assert proxy.http.get(proxy.url + "/api/no-such-route").status_code == 401
     assert proxy.admin("GET", "/no-such-route").status_code == 404
