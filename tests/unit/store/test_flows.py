@@ -84,7 +84,9 @@ def test_a_finished_flow_is_visible_at_once_and_on_disk_after_flush(open_store, 
     assert read_body(tmp_path, ex.id)["request"]["body"]["messages"][0]["content"] == "question 0"
     assert store.counts() == {"flows": 1, "in_flight": 0, "bytes": on_disk(tmp_path), "segments": 1, "queued": 0,
                               "backlog_bytes": 0, "backlog_max_bytes": 64 * 2**20, "bodies_dropped": 0,
-                              "flows_dropped": 0}
+                              "flows_dropped": 0,
+                              "oldest_at": ex.received_at, "max_flows": 10_000, "max_bytes": 512 * 2**20,
+                              "max_age_days": 30.0}
     assert store.get(ex.id) == {**detail, "size": store.query(ALL)["flows"][0]["size"]}
 
 
