@@ -112,7 +112,7 @@ def run_server(settings: Settings) -> int:
         release(services.home)  # last: until the state is on disk, `login` must not write under us
 
     serve(app, settings.host, settings.port, connections.options(settings), on_ready=ready, on_stop=stopped,
-          grace=settings.shutdown_grace_seconds)
+          grace=settings.shutdown_grace_seconds, on_grace_end=services.relay.cut_streams)
     return 0
 
 

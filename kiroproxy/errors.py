@@ -89,6 +89,13 @@ class Unavailable(ProxyError):
     kind = "unavailable"
 
 
+class ShuttingDown(ProxyError):
+    """The server is stopping and its shutdown grace is over: the answer ends here; retry."""
+
+    status = 503
+    kind = "overloaded"
+
+
 class UpstreamError(ProxyError):
     """The upstream failed in a way that is not the client's fault."""
 

@@ -59,14 +59,18 @@ class Pump:
 
     def events(self, *, heartbeat: float = 15.0, client_gone: Callable[[], bool] = lambda: False,
                tick: float = 0.25, clock: Callable[[], float] = time.monotonic,
-               idle: object = None) -> Iterator[Event]:
+               idle: object = None, cut: Callable[[], Optional[BaseException]] = lambda: None) -> Iterator[Event]:
         """Yield upstream events; `idle` (default a Heartbeat) after `heartbeat` idle seconds. Raises
-        ClientGone, or whatever the upstream iterator raised."""
+        ClientGone, whatever the upstream iterator raised, or what `cut()` returns (checked before
+        every event and while waiting) instead of going on."""
         with self._started:
             if not self._thread.is_alive() and not self._cancelled.is_set() and self._thread.ident is None:
                 self._thread.start()
         last = clock()
         while True:
+            stop = cut()
+            if stop is not None:
+                raise stop
             try:
                 item = self._queue.get(timeout=min(tick, heartbeat))
             except queue.Empty:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
 from .accounts.refresher import Refresher, failure_text
 from .chat import ChatRequest, Event, Finish, Heartbeat, ReplyBuilder, Stream
-from .errors import ProxyError, TooLarge, Truncated, UpstreamError, UpstreamTimeout
+from .errors import ProxyError, ShuttingDown, TooLarge, Truncated, UpstreamError, UpstreamTimeout
 from .exchange import CANCELLED, COMPLETED, PENDING, STREAMING, Attempt, Exchange, Observer
 from .kiro import errors as kiro_errors
 from .kiro import eventstream, payload
@@ -83,8 +84,19 @@ class Relay:
         # the keep-alive period while the first event is awaited.
         self.stream_start = stream_start
         self.backoff = backoff  # seconds before the first transient retry; doubles each time
+        self.closing = threading.Event()  # set by cut_streams(): every open answer ends with an error
         # Called after an account is parked for exhausted credits (to look up the exact reset date).
         self.on_exhausted: Callable[[str], None] = lambda account_id: None
+
+    def cut_streams(self) -> None:
+        """End every open answer with ShuttingDown (its protocol's in-stream error) within a pump
+        tick; for the end of the shutdown grace. Answers started later end the same way."""
+        self.closing.set()
+
+    def _cut(self) -> Optional[ProxyError]:
+        if self.closing.is_set():
+            return ShuttingDown("the proxy is shutting down; retry the request")
+        return None
 
     # ----- exchange bookkeeping ----------------------------------------------------------
 
@@ -196,7 +208,10 @@ class Relay:
             yield from events
         except ProxyError as exc:
             if exchange.state == PENDING:
-                exchange.fail(exc.status, exc.kind, exc.message, self.clock())
+                if isinstance(exc, ShuttingDown):
+                    _cancel(exchange, exc, self.clock())
+                else:
+                    exchange.fail(exc.status, exc.kind, exc.message, self.clock())
                 self.finish(exchange)
             raise
         except (GeneratorExit, ClientGone):
@@ -272,14 +287,14 @@ class Relay:
     def _first_event(self, pump: Pump, gone: Callable[[], bool]):
         """Wait for the first upstream event, yielding a Heartbeat every `stream_start` seconds.
         Failures so far become KiroFailure, so they can still fail over."""
-        events = pump.events(heartbeat=self.stream_start, client_gone=gone, idle=_WAITING)
+        events = pump.events(heartbeat=self.stream_start, client_gone=gone, idle=_WAITING, cut=self._cut)
         try:
             for event in events:
                 if event is _WAITING:
                     yield Heartbeat()
                     continue
                 return [event]
-        except KiroFailure:
+        except (KiroFailure, ShuttingDown):
             raise
         except ProxyError as exc:
             raise KiroFailure(kiro_errors.ROTATE, exc, cooldown=5.0, same_account_retry=True) from None
@@ -327,12 +342,13 @@ class Relay:
         exchange.state = STREAMING
         info = self.catalog.info(model_id)
         meter = accounting.Meter(input_tokens, info.context_window)
-        rest = pump.events(heartbeat=self.keepalive, client_gone=gone)
+        rest = pump.events(heartbeat=self.keepalive, client_gone=gone, cut=self._cut)
         events = accounting.shape(_chain(first, rest), meter, stops=req.stop, max_tokens=req.max_tokens)
         log.info("%s %s -> %s on account %s", exchange.protocol, req.model, model_id, lease.account_id)
-        return self._observe(events, pump, lease, exchange)
+        return self._observe(events, pump, lease, exchange, meter)
 
-    def _observe(self, events: Iterator[Event], pump: Pump, lease: Lease, exchange: Exchange) -> Iterator[Event]:
+    def _observe(self, events: Iterator[Event], pump: Pump, lease: Lease, exchange: Exchange,
+                 meter: accounting.Meter) -> Iterator[Event]:
         builder = ReplyBuilder(exchange.model)
         exchange.reply = builder.reply
         try:
@@ -348,6 +364,9 @@ class Relay:
             if exchange.state != COMPLETED:
                 exchange.state = CANCELLED
             self.pool.record_success(lease.account_id)
+        except ShuttingDown as exc:
+            _cancel(exchange, exc, self.clock())
+            raise
         except ProxyError as exc:
             exchange.fail(exc.status, exc.kind, exc.message, self.clock())
             self.pool.record_error(lease.account_id, exc.message)
@@ -355,10 +374,20 @@ class Relay:
         finally:
             pump.cancel()  # cuts the upstream connection if it is still open
             lease.release()
-            exchange.usage = builder.reply.usage
             if exchange.state == STREAMING:  # an unexpected exception escaped
                 exchange.fail(500, "api_error", "internal error while streaming", self.clock())
+            if exchange.state == COMPLETED:
+                exchange.usage = builder.reply.usage
+            else:  # what was delivered: the output counted so far, no stop reason of its own
+                exchange.usage = meter.final()
+                builder.reply.finish = exchange.state
             self.finish(exchange)
+
+
+def _cancel(exchange: Exchange, error: ProxyError, now: float) -> None:
+    """Cancelled by the proxy (shutdown): the flow keeps the error the client got."""
+    exchange.fail(error.status, error.kind, error.message, now)
+    exchange.state = CANCELLED
 
 
 def _chain(first: List[Event], rest: Iterator[Event]) -> Iterator[Event]:

@@ -27,6 +27,7 @@ from .store.jsondb import write_atomic
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
+FINAL_WRITE_SECONDS = 3.0  # after the grace: how long open streams get to write their error event
 MARKER_FILE = "server.json"
 
 
@@ -90,10 +91,17 @@ def drain(server: Any, grace: float, cut: Optional[threading.Event] = None) -> i
                              use_poll=server.adj.asyncore_use_poll, count=1)
 
 
-def stop(server: Any, timeout: float = 5.0, grace: float = 0.0, cut: Optional[threading.Event] = None) -> None:
-    """Stop accepting; give requests in flight `grace` seconds to finish; close what remains; give
-    worker threads `timeout` seconds to notice; then close the server itself."""
+def stop(server: Any, timeout: float = 5.0, grace: float = 0.0, cut: Optional[threading.Event] = None,
+         on_grace_end: Optional[Callable[[], None]] = None) -> None:
+    """Stop accepting; give requests in flight `grace` seconds to finish; then call on_grace_end
+    (which makes open streams end with an in-stream error) and give their last bytes up to
+    FINAL_WRITE_SECONDS to go out; close what remains; give worker threads `timeout` seconds to
+    notice; then close the server itself."""
     busy = drain(server, grace, cut)
+    if busy and on_grace_end is not None:
+        log.warning("shutdown grace over: ending %d request(s) in flight with an error", busy)
+        on_grace_end()
+        busy = drain(server, FINAL_WRITE_SECONDS)
     if busy:
         log.warning("closing %d connection(s) with a request still in flight", busy)
     for channel in _channels(_socket_map(server)):
@@ -111,10 +119,10 @@ def run_until(server: Any, stopping: threading.Event) -> None:
 
 def serve(app: Any, host: str, port: int, options: Dict[str, Any],
           on_ready: Optional[Callable[[Any], None]] = None, on_stop: Optional[Callable[[], None]] = None,
-          grace: float = 0.0) -> None:
+          grace: float = 0.0, on_grace_end: Optional[Callable[[], None]] = None) -> None:
     """Run until SIGTERM/SIGINT; then stop accepting, give requests in flight `grace` seconds (a
-    second signal cuts that short), close the rest, and call on_stop. `options` are create_server()'s
-    (connections.options(settings))."""
+    second signal cuts that short), end the rest (on_grace_end, see stop()), and call on_stop.
+    `options` are create_server()'s (connections.options(settings))."""
     server = create_server(app, host, port, **options)
     stopping = threading.Event()
     cut = threading.Event()
@@ -133,7 +141,7 @@ def serve(app: Any, host: str, port: int, options: Dict[str, Any],
         log.info("shutting down: no longer accepting; %d request(s) in flight get up to %.1f s",
                  in_flight, grace)
     finally:
-        stop(server, grace=grace, cut=cut)
+        stop(server, grace=grace, cut=cut, on_grace_end=on_grace_end)
         if on_stop is not None:
             on_stop()
 

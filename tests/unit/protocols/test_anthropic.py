@@ -380,6 +380,7 @@ ERROR_TABLE = {
     errors.QuotaExhausted: (429, "rate_limit_error"),
     errors.Overloaded: (529, "overloaded_error"),
     errors.Unavailable: (503, "overloaded_error"),
+    errors.ShuttingDown: (529, "overloaded_error"),
     errors.UpstreamError: (502, "api_error"),
     errors.UpstreamTimeout: (504, "timeout_error"),
     errors.Truncated: (502, "api_error"),

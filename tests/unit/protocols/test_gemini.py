@@ -603,6 +603,7 @@ ERROR_TABLE = {
     errors.QuotaExhausted: (429, "RESOURCE_EXHAUSTED"),
     errors.Overloaded: (503, "UNAVAILABLE"),
     errors.Unavailable: (503, "UNAVAILABLE"),
+    errors.ShuttingDown: (503, "UNAVAILABLE"),
     errors.UpstreamError: (503, "UNAVAILABLE"),
     errors.UpstreamTimeout: (504, "DEADLINE_EXCEEDED"),
     errors.Truncated: (503, "UNAVAILABLE"),

@@ -456,6 +456,7 @@ ERROR_TABLE = {
     errors.QuotaExhausted: (429, "insufficient_quota", "insufficient_quota"),
     errors.Overloaded: (503, "server_error", None),
     errors.Unavailable: (503, "server_error", None),
+    errors.ShuttingDown: (503, "server_error", None),
     errors.UpstreamError: (502, "server_error", None),
     errors.UpstreamTimeout: (504, "server_error", None),
     errors.Truncated: (502, "server_error", None),
