@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .accounts.credentials import proxy_url_of
 from .errors import BadRequest
+from .kiro.credentials import proxy_url_of
 
 
 def origin_of(entry: str) -> str:

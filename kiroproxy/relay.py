@@ -17,9 +17,6 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-import requests
-import urllib3
-
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
 from .accounts.refresher import Refresher, failure_text
@@ -27,13 +24,11 @@ from .chat import ChatRequest, Event, Finish, Heartbeat, ReplyBuilder, Stream
 from .errors import ProxyError, ShuttingDown, TooLarge, Truncated, UpstreamError, UpstreamTimeout
 from .exchange import CANCELLED, COMPLETED, PENDING, STREAMING, Attempt, Exchange, Observer
 from .kiro import errors as kiro_errors
-from .kiro import eventstream, payload
 from .kiro.auth import RefreshError
 from .kiro.client import KiroClient
+from .kiro.credentials import Credentials
 from .kiro.errors import KiroFailure
-from .kiro.events import Translator
 from .kiro.models import Catalog
-from .kiro.transport import abort, iter_body, set_read_timeout
 from .pump import ClientGone, Pump
 
 log = logging.getLogger(__name__)
@@ -64,8 +59,7 @@ def next_day_start(now: float) -> float:
 
 class Relay:
     def __init__(self, *, pool: AccountPool, refresher: Refresher, client: KiroClient, catalog: Catalog,
-                 max_attempts: int = 6, max_body_bytes: int = 600_000, read_timeout: float = 300.0,
-                 backoff: float = 1.0, keepalive: float = 15.0, stream_start: float = 2.0,
+                 max_attempts: int = 6, backoff: float = 1.0, keepalive: float = 15.0, stream_start: float = 2.0,
                  observers: Sequence[Observer] = (),
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -74,8 +68,6 @@ class Relay:
         self.client = client
         self.catalog = catalog
         self.max_attempts = max_attempts
-        self.max_body_bytes = max_body_bytes
-        self.read_timeout = read_timeout
         self.observers: List[Observer] = list(observers)
         self.clock = clock
         self.sleep = sleep
@@ -250,39 +242,26 @@ class Relay:
 
     def _attempt(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str,
                  conversation_id: str, gone: Callable[[], bool]):
-        """Connect on one account (each of its hosts, one refresh); yields Heartbeats while waiting.
-        Returns ([first event], pump) once the first upstream event is in; raises KiroFailure."""
+        """Connect on one account; yields Heartbeats while waiting. Returns ([first event], pump)
+        once the first upstream event is in; raises KiroFailure."""
         if lease.wait > 0:
             self.sleep(lease.wait)
-        creds = self.refresher.ensure_fresh(lease.account_id)
-        hosts = self.client.endpoints.chat_hosts(creds)
-        info = self.catalog.info(model_id)
-        for index, host in enumerate(hosts):
-            for refreshed in (False, True):
-                built = payload.build(req, model_id=model_id, profile_arn=self.client.profile_for(creds),
-                                      conversation_id=conversation_id, max_body_bytes=self.max_body_bytes,
-                                      native_thinking_efforts=info.thinking_efforts)
-                opened: List[requests.Response] = []
-                session = self.client.sessions.for_account(creds)  # a pump thread has none of its own
-                pump = Pump(self._upstream(creds, built.body, host, built.tool_names, session, opened),
-                            abort=lambda opened=opened: opened and abort(opened[0]))
-                try:
-                    first = yield from self._first_event(pump, gone)
-                except KiroFailure as failure:
-                    pump.cancel()
-                    if failure.action == kiro_errors.REFRESH and not refreshed:
-                        exchange.attempts.append(Attempt(lease.account_id, "refresh", failure.message,
-                                                         failure.upstream_status))
-                        creds = self.refresher.ensure_fresh(lease.account_id, stale_token=creds.access_token)
-                        continue
-                    if failure.action == kiro_errors.PROFILE and index + 1 < len(hosts):
-                        break
-                    raise
-                except BaseException:
-                    pump.cancel()
-                    raise
-                return first, pump
-        raise KiroFailure(kiro_errors.FAIL, UpstreamError("Kiro rejected every endpoint for this account"))
+
+        def reauthorize(creds: Credentials, failure: KiroFailure) -> Credentials:
+            exchange.attempts.append(Attempt(lease.account_id, "refresh", failure.message, failure.upstream_status))
+            return self.refresher.ensure_fresh(lease.account_id, stale_token=creds.access_token)
+
+        upstream = self.client.open(self.refresher.ensure_fresh(lease.account_id), req, model_id=model_id,
+                                    conversation_id=conversation_id,
+                                    thinking_efforts=self.catalog.info(model_id).thinking_efforts,
+                                    reauthorize=reauthorize)
+        pump = Pump(upstream, abort=upstream.abort)  # connects and reads on its own thread
+        try:
+            first = yield from self._first_event(pump, gone)
+        except BaseException:
+            pump.cancel()
+            raise
+        return first, pump
 
     def _first_event(self, pump: Pump, gone: Callable[[], bool]):
         """Wait for the first upstream event, yielding a Heartbeat every `stream_start` seconds.
@@ -302,35 +281,6 @@ class Relay:
             events.close()
         raise KiroFailure(kiro_errors.ROTATE, Truncated("Kiro closed the stream without answering"),
                           cooldown=5.0, same_account_retry=True)
-
-    def _upstream(self, creds, body, host: str, tool_names, session: requests.Session,
-                  opened: List[requests.Response]) -> Iterator[Event]:
-        """Runs on the pump thread: the chat call (read timeout = first-event timeout), then its
-        events; after the first one the read timeout becomes the idle timeout."""
-        response = self.client.open_chat(creds, body, host, session)
-        opened.append(response)
-        started = False
-        for event in self._upstream_events(response, tool_names):
-            yield event
-            if not started:
-                started = True
-                set_read_timeout(response, self.read_timeout)
-
-    def _upstream_events(self, response: requests.Response, tool_names) -> Iterator[Event]:
-        decoder = eventstream.Decoder()
-        translator = Translator(tool_names)
-        try:
-            for chunk in _body(response):
-                for frame in decoder.feed(chunk):
-                    yield from translator.feed(frame)
-            decoder.finish()  # a corrupt frame held back after good ones raises here
-            if decoder.pending:
-                raise Truncated("Kiro's stream ended in the middle of a frame")
-            yield from translator.finish()
-        except eventstream.DecodeError as exc:
-            raise UpstreamError(f"Kiro sent a corrupt event stream: {exc}") from None
-        finally:
-            response.close()
 
     # ----- streaming ---------------------------------------------------------------------
 
@@ -393,16 +343,6 @@ def _cancel(exchange: Exchange, error: ProxyError, now: float) -> None:
 def _chain(first: List[Event], rest: Iterator[Event]) -> Iterator[Event]:
     yield from first
     yield from rest
-
-
-def _body(response: requests.Response) -> Iterator[bytes]:
-    """Body chunks; network failures become typed upstream errors."""
-    try:
-        yield from iter_body(response)
-    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-        raise UpstreamTimeout(f"Kiro stopped sending ({type(exc).__name__})") from None
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-        raise UpstreamError(f"lost the connection to Kiro ({type(exc).__name__})") from None
 
 
 def _is_transient(error: ProxyError) -> bool:

@@ -136,7 +136,8 @@ class Services:
             pool, auth, margin=settings.refresh_margin_seconds, interval=settings.refresh_interval_seconds)
         client = overrides.pop("client", None) or KiroClient(
             endpoints, sessions, identity, connect_timeout=settings.connect_timeout,
-            first_event_timeout=settings.first_event_timeout)
+            first_event_timeout=settings.first_event_timeout, read_timeout=settings.read_timeout,
+            max_body_bytes=settings.max_body_bytes)
         catalog = overrides.pop("catalog", None) or Catalog(
             aliases=settings.model_aliases,
             roles={"default": settings.default_model, "fast": settings.fast_model,
@@ -160,8 +161,7 @@ class Services:
             account_name=lambda account_id: _account_name(pool, account_id))
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,
-            max_attempts=settings.max_attempts, max_body_bytes=settings.max_body_bytes,
-            read_timeout=settings.read_timeout, backoff=settings.retry_backoff_seconds,
+            max_attempts=settings.max_attempts, backoff=settings.retry_backoff_seconds,
             keepalive=settings.keepalive_seconds, stream_start=settings.stream_start_seconds,
             observers=[flows])
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 import requests
 
-from ..accounts.credentials import EXTERNAL_IDP, IDC, Credentials
+from .credentials import EXTERNAL_IDP, IDC, Credentials
 from .transport import ClientIdentity, Endpoints, Sessions
 
 log = logging.getLogger(__name__)

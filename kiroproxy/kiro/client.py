@@ -1,21 +1,23 @@
 """HTTP calls to Kiro's services: the chat stream, the model catalogue and usage limits.
 
-Raises KiroFailure (classified) for every upstream failure, network errors included. The caller
-owns and closes the streaming response.
+Raises KiroFailure (classified) for every upstream failure, network errors included. open()
+returns a ChatStream the caller owns and closes.
 """
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import requests
 
-from ..accounts.credentials import DEFAULT_SOCIAL_PROFILE, IDC, Credentials
+from ..chat import ChatRequest, Event
 from ..errors import UpstreamError, UpstreamTimeout
-from . import errors
+from . import errors, payload
+from .credentials import DEFAULT_SOCIAL_PROFILE, IDC, Credentials
 from .errors import KiroFailure
 from .models import ModelInfo
+from .stream import ChatStream
 from .transport import ClientIdentity, Endpoints, Sessions
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,15 @@ def network_failure(exc: requests.RequestException, what: str) -> KiroFailure:
 
 class KiroClient:
     def __init__(self, endpoints: Endpoints, sessions: Sessions, identity: ClientIdentity, *,
-                 connect_timeout: float = 10.0, first_event_timeout: float = 15.0) -> None:
+                 connect_timeout: float = 10.0, first_event_timeout: float = 15.0, read_timeout: float = 300.0,
+                 max_body_bytes: int = 600_000) -> None:
         self.endpoints = endpoints
         self.sessions = sessions
         self.identity = identity
         self.connect_timeout = connect_timeout
         self.first_event_timeout = first_event_timeout
+        self.read_timeout = read_timeout  # seconds between events once the answer started
+        self.max_body_bytes = max_body_bytes
 
     @staticmethod
     def profile_for(creds: Credentials) -> Optional[str]:
@@ -49,15 +54,58 @@ class KiroClient:
             return DEFAULT_SOCIAL_PROFILE
         return None
 
-    def open_chat(self, creds: Credentials, body: Dict[str, Any], host: str,
-                  session: Optional[requests.Session] = None) -> requests.Response:
-        """POST the payload and return the 200 streaming response (read timeout = first event).
-        `session`: the caller's (when called off its own thread); else this thread's."""
+    def open(self, creds: Credentials, req: ChatRequest, *, model_id: str, conversation_id: str,
+             thinking_efforts: Optional[tuple] = None,
+             reauthorize: Optional[Callable[[Credentials, KiroFailure], Credentials]] = None) -> ChatStream:
+        """The answer to `req` as a lazy ChatStream (see there); raises TooLarge for a payload over
+        the size limit now. Iterating raises KiroFailure for failures before the first event.
+
+        The account's hosts are tried in order. When Kiro rejects the token, `reauthorize` (called
+        at most once per host, on the iterating thread) returns fresh credentials to retry with.
+        """
+        built = self._payload(creds, req, model_id, conversation_id, thinking_efforts)
+        session = self.sessions.for_account(creds)  # this thread's: the stream may be read on another
+
+        def answer(stream: ChatStream) -> Iterator[Event]:
+            current, body = creds, built
+            hosts = self.endpoints.chat_hosts(current)
+            for index, host in enumerate(hosts):
+                for refreshed in (False, True):
+                    if stream.aborted:
+                        return
+                    try:
+                        events = stream.read(self._post_chat(current, body.body, host, session), body.tool_names,
+                                             self.read_timeout)
+                        first = next(events, None)
+                    except KiroFailure as failure:
+                        if failure.action == errors.REFRESH and not refreshed and reauthorize is not None:
+                            current = reauthorize(current, failure)
+                            body = self._payload(current, req, model_id, conversation_id, thinking_efforts)
+                            continue
+                        if failure.action == errors.PROFILE and index + 1 < len(hosts):
+                            break  # this host needs a profile ARN: the next one may not
+                        raise
+                    if first is not None:
+                        yield first
+                        yield from events
+                    return
+            raise KiroFailure(errors.FAIL, UpstreamError("Kiro rejected every endpoint for this account"))
+
+        return ChatStream(answer)
+
+    def _payload(self, creds: Credentials, req: ChatRequest, model_id: str, conversation_id: str,
+                 thinking_efforts: Optional[tuple]) -> payload.Payload:
+        return payload.build(req, model_id=model_id, profile_arn=self.profile_for(creds),
+                             conversation_id=conversation_id, max_body_bytes=self.max_body_bytes,
+                             native_thinking_efforts=thinking_efforts)
+
+    def _post_chat(self, creds: Credentials, body: Dict[str, Any], host: str,
+                   session: requests.Session) -> requests.Response:
+        """POST the payload and return the 200 streaming response (read timeout = first event)."""
         url = host + "/generateAssistantResponse"
         # Lone surrogates (a cut emoji, binary tool output) cannot be UTF-8; the web layer already
         # replaces them, and Kiro must never get surrogate bytes (surrogatepass), so replace here too.
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
-        session = session or self.sessions.for_account(creds)
         try:
             with self.sessions.ahead():  # a connection opened before this request, if one is warm
                 response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,

@@ -7,13 +7,13 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import ContextManager, Dict, Iterator, List, Optional
 
 import requests
 
-from ..accounts.credentials import EXTERNAL_IDP, IDC, Credentials
+from .credentials import EXTERNAL_IDP, IDC, Credentials
 from .warm import WarmConnections
 
 SDK_VERSION = "1.0.34"

@@ -1,4 +1,4 @@
-"""Endpoint selection, request headers, and the relay's host fallback (with `responses`)."""
+"""Endpoint selection, request headers, and the client's host fallback (with `responses`)."""
 from __future__ import annotations
 
 import re
@@ -8,15 +8,9 @@ import responses
 
 from kiroproxy import chat
 from kiroproxy.accounts.credentials import from_token_file
-from kiroproxy.accounts.pool import AccountPool
-from kiroproxy.accounts.refresher import Refresher
-from kiroproxy.exchange import Exchange
 from kiroproxy.kiro import eventstream
-from kiroproxy.kiro.auth import Authenticator
 from kiroproxy.kiro.client import KiroClient
-from kiroproxy.kiro.models import Catalog
 from kiroproxy.kiro.transport import ClientIdentity, Endpoints, Sessions
-from kiroproxy.relay import Relay
 from tests import factories
 
 ARN = "arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEF"
@@ -81,22 +75,19 @@ def answer(text: str) -> bytes:
 
 
 @responses.activate
-def test_relay_falls_back_to_the_legacy_host_when_the_profile_is_rejected():
+def test_client_falls_back_to_the_legacy_host_when_the_profile_is_rejected():
     responses.post("https://runtime.us-east-1.kiro.dev/generateAssistantResponse", status=400,
                    json={"message": "profileArn is required for this request.", "reason": None})
     responses.post("https://q.us-east-1.amazonaws.com/generateAssistantResponse", status=200,
                    body=answer("legacy host"), content_type="application/vnd.amazon.eventstream")
-    sessions, identity, endpoints = Sessions(), ClientIdentity(), Endpoints()
-    pool = AccountPool()
-    pool.add(creds())
-    relay = Relay(pool=pool, refresher=Refresher(pool, Authenticator(endpoints, sessions, identity)),
-                  client=KiroClient(endpoints, sessions, identity), catalog=Catalog())
-    stream = relay.open(factories.request("hi"), Exchange("anthropic", "/v1/messages"))
+    sessions = Sessions()
+    client = KiroClient(Endpoints(), sessions, ClientIdentity())
+    stream = client.open(creds(), factories.request("hi"), model_id="claude-sonnet-4.5", conversation_id="c-1")
     try:
-        reply = chat.collect(stream)
+        text = "".join(e.text for e in stream if isinstance(e, chat.TextDelta))
     finally:
         stream.close()
-    assert reply.text == "legacy host"
+    assert text == "legacy host"
     hosts = [call.request.url for call in responses.calls]
     assert hosts == ["https://runtime.us-east-1.kiro.dev/generateAssistantResponse",
                      "https://q.us-east-1.amazonaws.com/generateAssistantResponse"]

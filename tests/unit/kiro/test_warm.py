@@ -11,7 +11,7 @@ import requests
 
 from kiroproxy.accounts.credentials import from_token_file
 from kiroproxy.kiro.client import KiroClient
-from kiroproxy.kiro.transport import ClientIdentity, Endpoints, Sessions, iter_body
+from kiroproxy.kiro.transport import ClientIdentity, Endpoints, Sessions
 from kiroproxy.kiro.warm import WarmConnections
 from tests import factories
 from tests.fakes.kiro import FakeKiro
@@ -52,9 +52,11 @@ def client_for(fake: FakeKiro, warm) -> KiroClient:
 
 def chat(client: KiroClient, fake: FakeKiro) -> None:
     creds = from_token_file(factories.token_file("acc-W"))
-    response = client.open_chat(creds, {"conversationState": {}}, fake.url)
-    with response:
-        assert b"".join(iter_body(response))
+    stream = client.open(creds, factories.request("hi"), model_id="claude-sonnet-4.5", conversation_id="c-1")
+    try:
+        assert list(stream)
+    finally:
+        stream.close()
 
 
 def chat_connections(fake: FakeKiro) -> List[int]:
