@@ -72,7 +72,9 @@ def page(chrome: Any, proxy: Proxy, request: pytest.FixtureRequest) -> Iterator[
     for old in chrome.downloads.iterdir():
         old.unlink()
     chrome.get_log("browser")  # drop what earlier tests left
-    yield Page(chrome, proxy, ARTIFACTS / request.node.name)
+    artifacts = ARTIFACTS / request.node.name
+    shutil.rmtree(artifacts, ignore_errors=True)
+    yield Page(chrome, proxy, artifacts)
     chrome.get("about:blank")
 
 

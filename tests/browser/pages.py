@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, List
 
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -57,7 +57,12 @@ class Page:
         return self.d.find_elements(By.CSS_SELECTOR, selector)
 
     def wait(self, condition: Any, timeout: float = TIMEOUT) -> Any:
-        return WebDriverWait(self.d, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+        try:
+            return WebDriverWait(self.d, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+        except TimeoutException:
+            self.screenshot("timeout")
+            raise AssertionError(f"timed out; the page shows:\n{self.d.find_element(By.TAG_NAME, 'body').text}\n"
+                                 f"console: {self.d.get_log('browser')}") from None
 
     def wait_visible(self, selector: str) -> Any:
         return self.wait(EC.visibility_of_element_located((By.CSS_SELECTOR, selector)))

@@ -27,7 +27,6 @@ export function forgetKey() {
   sessionStorage.removeItem(KEY);
 }
 
-// Fetch `api/<path>` with the key; JSON in, JSON (or text with {raw:true}) out. Throws ApiError.
 export async function call(path, {method = 'GET', body, raw = false, timeout = 30000, withKey, signal} = {}) {
   const headers = {Authorization: `Bearer ${withKey !== undefined ? withKey : key()}`};
   if (body !== undefined) headers['Content-Type'] = 'application/json';

@@ -14,13 +14,12 @@ const ROUTES = [
   [/^\/stats$/, 'stats', 'stats'],
   [/^\/settings$/, 'settings', 'more'],
   [/^\/connect$/, 'connect', 'more'],
-  [/^\/more$/, 'more', 'more'],
+  [/^\/more$/, 'settings', 'more'],
 ];
 
 const state = {timers: [], view: null, paused: false, lastOk: 0, failures: 0, statusTimer: 0, status: null};
 export const polling = () => localStorage.getItem('kiroproxy.polling') !== 'off';
 
-// ----- routing ----------------------------------------------------------------------------
 
 export function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/';
@@ -77,8 +76,6 @@ function stopTimers() {
   state.timers = [];
 }
 
-// One scheduler for the visible view: nothing runs while the tab is hidden, polling is off,
-// the server is unreachable or the key was refused.
 setInterval(() => {
   if (document.hidden || state.paused || !polling() || state.failures) return;
   const now = Date.now();
@@ -92,10 +89,9 @@ setInterval(() => {
 function signedOut() {
   return h('div', {class: 'empty'}, h('h1', {tabIndex: -1}, 'Sign in'),
     h('p', null, 'Enter the admin key to manage this proxy.'),
-    h('button', {type: 'button', class: 'primary', onclick: () => openKeyDialog()}, 'Enter the admin key'));
+    h('button', {class: 'primary', onclick: () => openKeyDialog()}, 'Enter the admin key'));
 }
 
-// ----- the admin key ----------------------------------------------------------------------
 
 function openKeyDialog(reason = '') {
   const dlg = $('#key-dialog');
@@ -139,7 +135,6 @@ hooks.refused = () => {
   openKeyDialog(key() ? S.refused : '');
 };
 
-// ----- connection state -------------------------------------------------------------------
 
 hooks.reachable = () => {
   if (!state.failures) { state.lastOk = Date.now(); return; }
@@ -205,7 +200,6 @@ export async function refreshStatus() {
 
 export const lastStatus = () => state.status;
 
-// ----- theme and menu ---------------------------------------------------------------------
 
 export function setTheme(theme) {
   localStorage.setItem('kiroproxy.theme', theme);
@@ -240,6 +234,8 @@ function boot() {
   });
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && $('#menu').open) $('#menu').open = false;
+    const search = $('[data-slash]');
+    if (e.key === '/' && search && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); search.focus(); }
   });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshStatus(); });
   window.addEventListener('hashchange', route);

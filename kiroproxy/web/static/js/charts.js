@@ -13,7 +13,6 @@ export function sparkline(values, label, bad = []) {
     }));
 }
 
-// series: [{values, cls}] stacked per x; labels: x tick texts (every 6th shown).
 export function stacked(series, labels, label) {
   const n = labels.length;
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
@@ -35,17 +34,15 @@ export function stacked(series, labels, label) {
     svg('text', {x: 0, y: 14}, num(max)), bars, ticks);
 }
 
-// A table with the same numbers as a chart; `columns` = [[heading, (row) => value, numeric?]].
 export function table(rows, columns, caption) {
   return h('div', {class: 'table-wrap'}, h('table', null, caption && h('caption', {class: 'sr'}, caption),
     h('thead', null, h('tr', null, columns.map(([head, , n]) => h('th', {class: n ? 'n' : '', scope: 'col'}, head)))),
     h('tbody', null, rows.map((row) => h('tr', null, columns.map(([, get, n]) => h('td', {class: n ? 'n' : ''}, get(row))))))));
 }
 
-// A chart with a "Show as table" toggle.
 export function withTable(chart, tableEl) {
   tableEl.hidden = true;
-  const toggle = h('button', {type: 'button', class: 'link', 'aria-expanded': 'false'}, 'Show as table');
+  const toggle = h('button', {class: 'link', 'aria-expanded': 'false'}, 'Show as table');
   toggle.addEventListener('click', () => {
     tableEl.hidden = !tableEl.hidden;
     toggle.setAttribute('aria-expanded', String(!tableEl.hidden));
@@ -56,8 +53,6 @@ export function withTable(chart, tableEl) {
 
 export const share = (value, max) => h('span', {class: 'share', width: `${Math.round((value / Math.max(1, max)) * 80)}px`});
 
-// received -> each attempt -> first byte -> completed, drawn on one line; `segments` =
-// [{label, from, to, cls}] in epoch seconds.
 export function timing(segments, start, end, label) {
   const total = Math.max(0.001, end - start);
   return svg('svg', {class: 'timing', viewBox: '0 0 300 26', preserveAspectRatio: 'none', role: 'img', 'aria-label': label},

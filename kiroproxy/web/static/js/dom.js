@@ -3,6 +3,7 @@
 
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
+  if (tag === 'button') el.type = 'button';
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
@@ -38,7 +39,6 @@ export function clear(el, ...children) {
   return el;
 }
 
-// ----- formatting -------------------------------------------------------------------------
 
 export const num = (n, digits = 0) =>
   n === null || n === undefined ? '–' : Number(n).toLocaleString('en', {maximumFractionDigits: digits});
@@ -89,7 +89,6 @@ export function when(epoch) {
 
 export const iso = (epoch) => epoch ? new Date(epoch * 1000).toISOString() : '';
 
-// A live countdown: an aria-hidden ticking span beside a static accessible text. `onZero` runs once.
 const ticking = new Set();
 export function countdown(until, label, onZero) {
   const live = h('span', {class: 'tick', 'aria-hidden': 'true'});
@@ -113,11 +112,10 @@ setInterval(() => {
   }
 }, 1000);
 
-// ----- feedback ---------------------------------------------------------------------------
 
 export function toast(message, kind = 'ok') {
   const box = $('#toasts');
-  const close = h('button', {type: 'button', class: 'link', 'aria-label': 'Dismiss'}, '×');
+  const close = h('button', {class: 'link', 'aria-label': 'Dismiss'}, '×');
   const el = h('div', {class: `toast ${kind}`, role: kind === 'error' ? 'alert' : null}, h('span', null, message), close);
   close.addEventListener('click', () => el.remove());
   box.append(el);
@@ -125,7 +123,23 @@ export function toast(message, kind = 'ok') {
   return el;
 }
 
-// A modal <dialog>: resolves with the value of the button pressed, or '' on Esc / Cancel.
+// Run an action from a button: "Working…" while it runs; a failure becomes a toast.
+export async function act(button, label, fn) {
+  const menu = button.closest('details');
+  if (menu) menu.open = false;
+  const text = button.textContent;
+  button.disabled = true;
+  button.textContent = 'Working…';
+  try {
+    return await fn();
+  } catch (error) {
+    if (!error.handled) toast(`${label}: ${error.message}`, 'error');
+  } finally {
+    button.disabled = false;
+    button.textContent = text;
+  }
+}
+
 export function ask({title, body, confirm = 'OK', danger = false, cancel = 'Cancel'}) {
   const opener = document.activeElement;
   const dlg = h('dialog', {'aria-label': title},
@@ -145,15 +159,12 @@ export function ask({title, body, confirm = 'OK', danger = false, cancel = 'Canc
   });
 }
 
-// ----- copying ----------------------------------------------------------------------------
 
-// A read-only field plus Copy. Over plain http on a LAN address there is no clipboard API: the
-// text is then selected and the user is told to press Ctrl+C / long-press.
 export function copyField(value, label, {multiline = false, big = false} = {}) {
   const field = h(multiline ? 'textarea' : 'input', {readOnly: true, value, class: big ? 'code big' : 'code',
     'aria-label': label, rows: multiline ? Math.min(14, value.split('\n').length + 1) : null, spellcheck: false});
-  const hint = h('span', {class: 'muted small', 'aria-live': 'polite'});
-  const button = h('button', {type: 'button', onclick: () => copy(value, field, hint)}, `Copy ${label.toLowerCase()}`);
+  const hint = h('span', {class: 'note', 'aria-live': 'polite'});
+  const button = h('button', {onclick: () => copy(value, field, hint)}, `Copy ${label.toLowerCase()}`);
   return h('div', {class: 'copy'}, field, h('div', {class: 'row'}, button, hint));
 }
 
@@ -177,12 +188,18 @@ export function download(name, text, type = 'application/json') {
   setTimeout(() => URL.revokeObjectURL(url), 5000);
 }
 
+// Read a chosen file in the browser (it is never uploaded as a file).
+export function readText(input, fn) {
+  input.addEventListener('change', () => {
+    const reader = new FileReader();
+    reader.onload = () => fn(reader.result);
+    if (input.files[0]) reader.readAsText(input.files[0]);
+  });
+}
+
 export const stamp = () => new Date().toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
 
-// ----- cards ------------------------------------------------------------------------------
 
-// A section whose body comes from `load(body)`; while loading it keeps its height, a failure shows
-// only in this card with Retry. Returns the section; `section.reload()` loads again.
 export function card(title, load, {cls = '', headingLevel = 'h2', actions = null} = {}) {
   const body = h('div', {class: 'card-body'}, h('p', {class: 'placeholder'}, 'Loading…'));
   const section = h('section', {class: `card ${cls}`},
@@ -200,7 +217,7 @@ export function card(title, load, {cls = '', headingLevel = 'h2', actions = null
       if (error && error.handled) { clear(body, h('p', {class: 'muted'}, error.message)); return; }
       section.classList.add('failed');
       clear(body, h('p', {class: 'error'}, `Couldn't load: ${error && error.message || error}`),
-        h('button', {type: 'button', onclick: () => section.reload()}, 'Retry'));
+        h('button', {onclick: () => section.reload()}, 'Retry'));
     } finally {
       busy = false;
       section.classList.remove('loading');

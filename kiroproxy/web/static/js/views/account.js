@@ -4,6 +4,7 @@ import {api} from '../api.js';
 import {ago, badge, card, clear, dl, h, iso, ms, num, toast, when} from '../dom.js';
 import {S, authLabel} from '../strings.js';
 import {actions, quotaBar} from './accounts.js';
+import {flowRow} from './flows.js';
 
 export async function render(main, ctx) {
   const id = ctx.params[0];
@@ -49,15 +50,10 @@ export async function render(main, ctx) {
       q.trial_status && ['Free trial', `${q.trial_status}: ${num(q.trial_used, 2)} / ${num(q.trial_limit, 2)}${q.trial_expires_at ? `, ends ${when(q.trial_expires_at)}` : ''}`],
       ['Overage', q.overage || '–'], ['Next reset', q.next_reset_at ? when(q.next_reset_at) : '–'],
       ['Checked', ago(entry.fetched_at)]]));
-  }, {actions: h('button', {type: 'button', onclick: () => usage.reload()}, 'Check again')});
+  }, {actions: h('button', {onclick: () => usage.reload()}, 'Check again')});
   const flows = card('Recent flows of this account', async (body) => {
     const {flows: rows} = await api.flows({account: id, limit: 10});
-    clear(body, rows.length ? h('div', null, rows.map((f) => h('a', {class: 'flow-row', href: `#/flows/${f.id}`},
-      h('span', {class: 'main'}, badge(f.state, S.flowStates[f.state]), f.model || f.requested_model),
-      h('span', {class: 'small muted'}, ago(f.received_at)),
-      h('span', {class: 'meta'}, `${ms(f.duration_ms)} · ${num(f.input_tokens)} in / ${num(f.output_tokens)} out`)))) :
-      h('p', {class: 'muted'}, 'No flows yet.'),
-    h('a', {href: `#/flows?account=${encodeURIComponent(id)}`}, 'All flows of this account'));
+    clear(body, rows.map((f) => flowRow(f)), h('a', {href: `#/flows?account=${encodeURIComponent(id)}`}, 'All flows of this account'));
   });
   main.append(facts, usage, edit, flows);
 }

@@ -2,7 +2,7 @@
 // main action per state. The quota of every account comes from the server's short cache.
 
 import {api} from '../api.js';
-import {ago, ask, badge, card, clear, countdown, empty, h, num, toast, when} from '../dom.js';
+import {act, ago, ask, badge, card, clear, countdown, empty, h, num, toast, when} from '../dom.js';
 import {S, authLabel} from '../strings.js';
 
 const FILTERS = [['all', 'All'], ['attention', 'Needs attention'], ['active', 'Active'], ['cooldown', 'Cooling'], ['off', 'Off']];
@@ -23,7 +23,7 @@ export function quotaBar(q, label) {
     const t = Math.min(1, (q.trial_used || 0) / q.trial_limit);
     parts.push(h('div', {class: 'meter thin', role: 'progressbar', 'aria-label': 'Free trial credits', 'aria-valuemin': 0,
       'aria-valuemax': Math.round(q.trial_limit), 'aria-valuenow': Math.round(q.trial_used || 0)}, h('span', {width: `${(t * 100).toFixed(1)}%`})),
-    h('p', {class: 'small muted'}, `Free trial: ${num(q.trial_used, 1)} / ${num(q.trial_limit, 1)} used` +
+    h('p', {class: 'note'}, `Free trial: ${num(q.trial_used, 1)} / ${num(q.trial_limit, 1)} used` +
       (q.trial_expires_at ? ` · ends ${when(q.trial_expires_at)}` : '')));
   }
   return h('div', {class: 'quota'}, parts);
@@ -32,12 +32,6 @@ export function quotaBar(q, label) {
 export async function render(main, ctx) {
   const show = ctx.query.get('show') || 'all';
   const sort = ctx.query.get('sort') || 'name';
-  const busy = (label, fn) => async (e) => {
-    const button = e.currentTarget;
-    button.disabled = true;
-    button.textContent = S.working;
-    try { await fn(); } finally { button.disabled = false; button.textContent = label; }
-  };
   const list = card(null, (body) => loadList(body, show, sort, ctx), {cls: 'bare'});
   const chips = h('div', {class: 'chips', role: 'group', 'aria-label': 'Show'}, FILTERS.map(([value, label]) =>
     h('a', {class: 'chip button', href: `#/accounts?show=${value}&sort=${sort}`, 'aria-current': value === show ? 'true' : null}, label)));
@@ -45,12 +39,12 @@ export async function render(main, ctx) {
     [['name', 'Name'], ['left', 'Quota left'], ['reset', 'Reset soonest']].map(([v, l]) => h('option', {value: v, selected: v === sort}, l)));
   main.append(ctx.title('Accounts'),
     h('div', {class: 'row'}, h('a', {class: 'button primary', href: '#/accounts/add'}, 'Add account'),
-      h('button', {type: 'button', onclick: busy('Refresh all tokens', async () => {
+      h('button', {onclick: (e) => act(e.currentTarget, 'Refresh failed', async () => {
         const {results} = await api.refreshAll();
         toast(`Refreshed ${results.length} account${results.length === 1 ? '' : 's'}.`);
         list.reload(true);
       })}, 'Refresh all tokens'),
-      h('button', {type: 'button', onclick: busy('Check tokens', async () => {
+      h('button', {onclick: (e) => act(e.currentTarget, 'Check failed', async () => {
         const {accounts} = await api.refreshCheck();
         const failed = accounts.filter((a) => /fail/.test(a.outcome || ''));
         toast(failed.length ? `${failed.length} token refresh${failed.length === 1 ? '' : 'es'} failed.` : `Checked ${accounts.length} token${accounts.length === 1 ? '' : 's'}: all fine.`, failed.length ? 'error' : 'ok');
@@ -95,15 +89,15 @@ export function fillQuota(slot, row, account) {
   const q = row.quota || (account && account.quota);
   if (row.error) {
     clear(slot, h('p', {class: 'small error'}, `Quota unknown: ${row.error}`),
-      h('button', {type: 'button', class: 'link', onclick: () => checkUsage(account.id, slot)}, 'Retry'));
+      h('button', {class: 'link', onclick: () => checkUsage(account.id, slot)}, 'Retry'));
   } else if (q) {
     const checked = row.fetched_at || q.fetched_at;
     const title = slot.closest('article') && slot.closest('article').querySelector('.title');
     if (q.email && title && !title.querySelector('.email')) title.append(h('span', {class: 'muted small email'}, q.email));
     clear(slot, quotaBar(q, `${account ? account.name || account.id : ''} credits`),
-      checked ? h('p', {class: 'small muted'}, `checked ${ago(checked)}`) : null);
+      checked ? h('p', {class: 'note'}, `checked ${ago(checked)}`) : null);
   } else {
-    clear(slot, h('p', {class: 'small muted'}, `Quota not checked while ${S.states[row.state] ? S.states[row.state].toLowerCase() : row.state}.`));
+    clear(slot, h('p', {class: 'note'}, `Quota not checked while ${S.states[row.state] ? S.states[row.state].toLowerCase() : row.state}.`));
   }
 }
 
@@ -128,9 +122,9 @@ function stateLine(a, reload) {
 
 function tokenLine(a) {
   const at = a.token_expires_at;
-  if (!at) return h('p', {class: 'small muted'}, 'token expiry unknown');
+  if (!at) return h('p', {class: 'note'}, 'token expiry unknown');
   const left = at - Date.now() / 1000;
-  return h('p', {class: 'small muted'}, left > 0 ? ['token valid for ', countdown(at, 'token expires')]
+  return h('p', {class: 'note'}, left > 0 ? ['token valid for ', countdown(at, 'token expires')]
     : `token expired ${ago(at)}${a.state === 'unhealthy' ? ': refresh failed' : ''}`);
 }
 
@@ -143,7 +137,7 @@ export function accountCard(a, ctx, reloadAll) {
     h('div', {class: 'chipline'}, badge(a.state, S.states[a.state] + (a.reason && a.state !== 'disabled' ? `: ${a.reason}` : '')),
       h('span', {class: 'badge'}, authLabel(a)), a.proxy_url ? h('span', {class: 'badge'}, `via ${a.proxy_url}`) : null),
     stateLine(a, reloadAll), quotaSlot, tokenLine(a),
-    h('p', {class: 'small muted'}, `${num(a.requests)} requests · ${num(a.errors)} errors · last used ${ago(a.last_used)}`),
+    h('p', {class: 'note'}, `${num(a.requests)} requests · ${num(a.errors)} errors · last used ${ago(a.last_used)}`),
     a.last_error && a.state !== 'active' ? h('p', {class: 'small error'}, a.last_error) : null,
     actions(a, quotaSlot, (updated) => {
       if (!updated) { el.remove(); return; }
@@ -159,45 +153,27 @@ export function accountCard(a, ctx, reloadAll) {
 
 export function actions(a, quotaSlot, replace) {
   const name = a.name || a.id;
-  const run = (label, fn, done) => async (e) => {
-    const button = e.currentTarget;
-    const menu = button.closest('details');
-    if (menu) menu.open = false;
-    button.disabled = true;
-    const old = button.textContent;
-    button.textContent = S.working;
-    try {
-      const result = await fn();
-      toast(done);
-      replace(result && result.account);
-    } catch (error) {
-      if (!error.handled) toast(`${label} failed for ${name}: ${error.message}`, 'error');
-      button.disabled = false;
-      button.textContent = old;
-    }
+  const op = (label, call, done) => h('button', {onclick: (e) => act(e.currentTarget, `${label} failed for ${name}`, async () => {
+    const result = await call();
+    if (done) { toast(done); replace(result.account); }
+  })}, label);
+  const ops = {
+    restore: () => op('Restore', () => api.restore(a.id), `${name} is back in the pool.`),
+    refresh: () => op('Refresh token', () => api.refresh(a.id), `Refreshed the token of ${name}.`),
+    toggle: () => op(a.enabled ? 'Disable' : 'Enable', () => api.toggle(a.id, !a.enabled), `${name} is ${a.enabled ? 'disabled' : 'enabled'}.`),
+    usage: () => op('Check usage', () => checkUsage(a.id, quotaSlot)),
   };
-  const refresh = ['Refresh token', () => api.refresh(a.id), `Refreshed the token of ${name}.`];
-  const restore = ['Restore', () => api.restore(a.id), `${name} is back in the pool.`];
-  const enable = ['Enable', () => api.toggle(a.id, true), `${name} is enabled.`];
-  const disable = ['Disable', () => api.toggle(a.id, false), `${name} is disabled.`];
-  const usage = ['Check usage', async () => { await checkUsage(a.id, quotaSlot); return {account: null, keep: true}; }, ''];
-  const primary = {cooldown: restore, unhealthy: refresh, disabled: enable, exhausted: restore, suspended: restore}[a.state] || usage;
-  const button = ([label, fn, done], cls = '') => h('button', {type: 'button', class: cls,
-    onclick: label === 'Check usage' ? async (e) => { e.currentTarget.closest('details') && (e.currentTarget.closest('details').open = false); await checkUsage(a.id, quotaSlot); } : run(label, fn, done)}, label);
-  const del = h('button', {type: 'button', class: 'danger', onclick: async (e) => {
+  const main = {cooldown: 'restore', unhealthy: 'refresh', disabled: 'toggle', exhausted: 'restore', suspended: 'restore'}[a.state] || 'usage';
+  const first = ops[main]();
+  first.classList.add('primary');
+  const del = h('button', {class: 'danger', onclick: async (e) => {
     e.currentTarget.closest('details').open = false;
     const answer = await ask({title: `Delete ${name}?`, danger: true, confirm: 'Delete account',
       body: h('p', null, `The account "${name}" and its tokens will be removed from this machine. Its Kiro account itself is not touched.`)});
-    if (answer !== 'yes') return;
-    try {
-      await api.deleteAccount(a.id);
-      toast(`Deleted ${name}.`);
-      replace(null);
-    } catch (error) { if (!error.handled) toast(`Delete failed: ${error.message}`, 'error'); }
+    if (answer === 'yes') await act(del, 'Delete failed', async () => { await api.deleteAccount(a.id); toast(`Deleted ${name}.`); replace(null); });
   }}, 'Delete…');
-  const rest = [refresh, usage, a.enabled ? disable : enable, restore].filter((x) => x !== primary);
-  return h('div', {class: 'row actions'}, button(primary, 'primary'),
+  return h('div', {class: 'row actions'}, first,
     a.state === 'unhealthy' ? h('a', {class: 'button', href: '#/accounts/add'}, 'Sign in again') : null,
     h('details', {class: 'more-menu'}, h('summary', {'aria-label': `More actions for ${name}`}, '⋯'),
-      h('div', null, rest.map((x) => button(x)), del)));
+      h('div', null, Object.keys(ops).filter((k) => k !== main).map((k) => ops[k]()), del)));
 }

@@ -2,9 +2,10 @@
 
 import {api} from '../api.js';
 import {sparkline} from '../charts.js';
-import {ago, badge, card, clear, countdown, empty, h, iso, ms, num, when} from '../dom.js';
+import {badge, card, clear, countdown, empty, h, ms, num, when} from '../dom.js';
 import {S} from '../strings.js';
 import {quotaBar} from './accounts.js';
+import {flowRow} from './flows.js';
 
 export async function render(main, ctx) {
   main.append(ctx.title('Overview'));
@@ -51,7 +52,7 @@ async function loadPool(body) {
   const [{accounts}, quota] = await Promise.all([api.accounts(), api.quota().catch(() => null)]);
   if (!accounts.length) {
     clear(body, empty(S.noAccounts, h('a', {class: 'button primary', href: '#/accounts/add'}, 'Add your first account')),
-      h('p', {class: 'muted small'}, 'Sign in with a code, with Google or GitHub, scan this server for Kiro token files, or paste a token file.'));
+      h('p', {class: 'note'}, 'Sign in with a code, with Google or GitHub, scan this server for Kiro token files, or paste a token file.'));
     return;
   }
   const counts = {};
@@ -64,7 +65,7 @@ async function loadPool(body) {
   const totals = quota && quota.totals;
   clear(body, strip, totals && totals.limit ? h('div', {class: 'quota'}, h('p', {class: 'small'}, 'Pool credits'),
     quotaBar(totals, 'Pool credits'),
-    totals.next_reset_at ? h('p', {class: 'small muted'}, `Soonest reset ${when(totals.next_reset_at)}`) : null) : null);
+    totals.next_reset_at ? h('p', {class: 'note'}, `Soonest reset ${when(totals.next_reset_at)}`) : null) : null);
 }
 
 async function loadDay(body) {
@@ -74,7 +75,7 @@ async function loadDay(body) {
   const requests = hours.map((x) => x.requests);
   const errors = hours.map((x) => x.errors);
   const sum = (list) => list.reduce((a, b) => a + b, 0);
-  const kpi = (label, value, chart) => h('div', {class: 'kpi'}, h('span', {class: 'muted small'}, label), h('b', null, value), chart);
+  const kpi = (label, value, chart) => h('div', {class: 'kpi'}, h('span', {class: 'note'}, label), h('b', null, value), chart);
   clear(body, h('div', {class: 'kpis'},
     kpi('Requests', num(sum(requests)), sparkline(requests, `Requests per hour, last 24 hours: ${requests.join(', ')}`, errors.map((e, i) => e && e === requests[i]))),
     kpi('Error rate', `${((late.error_rate || 0) * 100).toFixed(1)} %`, sparkline(errors, `Errors per hour: ${errors.join(', ')}`, errors.map(Boolean))),
@@ -84,17 +85,7 @@ async function loadDay(body) {
 }
 
 async function loadRecent(body) {
-  const {lines} = await api.logs({limit: 8});
-  if (!lines.length) {
-    clear(body, empty(S.noRequests(location.origin), h('a', {class: 'button', href: '#/connect'}, 'Connect clients')));
-    return;
-  }
-  clear(body, h('div', {class: 'flowlist'}, lines.map((line) => {
-    const at = Date.parse(line.time) / 1000;
-    return h('a', {class: 'flow-row', href: `#/flows/${encodeURIComponent(line.id)}`},
-      h('span', {class: 'main'}, badge(line.state, S.flowStates[line.state] || line.state), h('span', null, line.model || '–')),
-      h('span', {class: 'muted small', title: iso(at)}, ago(at)),
-      h('span', {class: 'meta'}, h('span', null, line.account || 'no account'), h('span', null, `HTTP ${line.status}`),
-        h('span', null, ms(line.duration_ms)), line.error ? h('span', {class: 'error'}, line.error) : null));
-  })));
+  const {flows} = await api.flows({limit: 8});
+  clear(body, flows.length ? h('div', null, flows.map((f) => flowRow(f)))
+    : empty(S.noRequests(location.origin), h('a', {class: 'button', href: '#/connect'}, 'Connect clients')));
 }
