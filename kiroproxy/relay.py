@@ -60,7 +60,7 @@ def next_day_start(now: float) -> float:
 class Relay:
     def __init__(self, *, pool: AccountPool, refresher: Refresher, client: KiroClient, catalog: Catalog,
                  max_attempts: int = 6, backoff: float = 1.0, keepalive: float = 15.0, stream_start: float = 2.0,
-                 observers: Sequence[Observer] = (),
+                 observers: Sequence[Observer] = (), on_exhausted: Callable[[str], None] = lambda account_id: None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.pool = pool
@@ -78,7 +78,7 @@ class Relay:
         self.backoff = backoff  # seconds before the first transient retry; doubles each time
         self.closing = threading.Event()  # set by cut_streams(): every open answer ends with an error
         # Called after an account is parked for exhausted credits (to look up the exact reset date).
-        self.on_exhausted: Callable[[str], None] = lambda account_id: None
+        self.on_exhausted = on_exhausted
 
     def cut_streams(self) -> None:
         """End every open answer with ShuttingDown (its protocol's in-stream error) within a pump
