@@ -82,7 +82,7 @@ def run_server(settings: Settings) -> int:
     from . import connections
     from .app import create_app
     from .exposure import client_keys_configured, public_bind_refusal
-    from .server import claim, owner, release, serve
+    from .server import claim, local_url, owner, release, serve
     from .services import Services
 
     refusal = public_bind_refusal(settings.host, client_keys_configured(settings))
@@ -106,6 +106,8 @@ def run_server(settings: Settings) -> int:
         services.start()
         print(f"kiroproxy {__version__} listening on http://{settings.host}:{server.effective_port} "
               f"(data in {services.home}; {len(services.pool.ids())} account(s))", flush=True)
+        print(f"kiroproxy: admin page at {local_url(settings.host, server.effective_port)}/ "
+              "(it asks for the admin key)", flush=True)
 
     def stopped() -> None:
         services.close()

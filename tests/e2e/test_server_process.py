@@ -71,6 +71,9 @@ def test_start_admin_key_and_clean_shutdown(tmp_path, fake):
     try:
         assert first.url.startswith("http://127.0.0.1:")
         assert requests.get(first.url + "/v1/models", timeout=5).status_code == 200
+        assert any(f"admin page at {first.url}/ " in line for line in first.lines), first.lines
+        page = requests.get(first.url + "/", timeout=5)
+        assert page.status_code == 200 and "ui/js/app.js" in page.text
         key_file = home / ".kiro-proxy" / "admin.key"
         key = key_file.read_text().strip()
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
