@@ -74,3 +74,20 @@ def test_escape_closes_the_key_dialog_and_tab_reaches_the_nav(page):
         body.send_keys(Keys.TAB)
         seen.append(page.d.switch_to.active_element.text)
     assert "Skip to content" in seen and "Accounts" in seen and "Flows" in seen
+
+
+def test_an_unreachable_server_shows_a_banner_and_keeps_the_data_greyed(page, add_accounts):
+    from kiroproxy.server import _channels, _socket_map, stop_accepting
+
+    add_accounts("alpha")
+    page.signed_in("#/accounts")
+    page.wait_text("alpha")
+    stop_accepting(page.proxy.server)
+    for channel in _channels(_socket_map(page.proxy.server)):
+        channel.handle_close()
+    page.button("Check usage", "main").click()
+    page.wait_text("Can't reach the proxy: retrying in", "#banner")
+    assert "stale" in page.css("main").get_attribute("class")
+    assert "alpha" in page.text("main")  # what was shown stays on screen
+    page.wait_text("Can't reach the proxy", "#conn")
+    page.screenshot("unreachable")
