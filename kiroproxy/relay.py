@@ -1,4 +1,6 @@
-"""One request end to end: lease an account, fresh token, payload, connect with failover, stream.
+"""Policy for one request: lease an account, fresh token, fail over, cool down, park, record.
+
+Kiro itself is behind KiroClient.open() (payload, hosts, decoding); this module only decides.
 
 Everything before the first upstream event can fail over: connecting, the status check and the
 wait for that event (the connection is made and read on the stream's pump thread, so the request
@@ -15,7 +17,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Union
 
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
@@ -90,7 +92,6 @@ class Relay:
             return ShuttingDown("the proxy is shutting down; retry the request")
         return None
 
-    # ----- exchange bookkeeping ----------------------------------------------------------
 
     def begin(self, exchange: Exchange) -> None:
         for observer in self.observers:
@@ -110,7 +111,6 @@ class Relay:
             except Exception:  # an observer must never break a client's request
                 log.exception("observer %r failed", observer)
 
-    # ----- opening -----------------------------------------------------------------------
 
     def open(self, req: ChatRequest, exchange: Exchange) -> Stream:
         """Connect to Kiro on the best account; raises ProxyError if no account can serve before
@@ -138,60 +138,74 @@ class Relay:
 
     def _answer(self, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
                 gone: Callable[[], bool]) -> Iterator[Event]:
-        """The failover loop: Heartbeats while the first event is awaited, then the answer."""
-        info = self.catalog.info(model_id)
-        session = conversation_key(req)
+        """The failover loop: Heartbeats while the first event is awaited, then the answer.
+
+        Each lease from _leases() either ends in a failure (judged by _failed, then released) or
+        connects; the answer's stream then owns the lease and releases it when it ends.
+        """
         conversation_id = str(uuid.uuid4())
+        failures: List[ProxyError] = []
+        for lease in self._leases(conversation_key(req), failures):
+            try:
+                first, pump = yield from self._attempt(lease, req, exchange, model_id, conversation_id, gone)
+            except (KiroFailure, RefreshError) as exc:
+                try:  # judged before release, so no waiting request takes the account meanwhile
+                    failures.append(self._failed(lease, exc, exchange, failures, model_id, input_tokens))
+                finally:
+                    lease.release()
+                continue
+            except BaseException:
+                lease.release()
+                raise
+            yield from self._stream(lease, req, exchange, model_id, input_tokens, first, pump, gone)
+            return
+
+    def _leases(self, session: Optional[str], failures: List[ProxyError]) -> Iterator[Lease]:
+        """The next account to try, at most max_attempts times (each try that comes back added one
+        entry to `failures`). When every account failed transiently (5xx, network), backs off and
+        starts over, TRANSIENT_RETRIES times. Raises the last failure, or the pool's error."""
         tried: List[str] = []
-        last: Optional[ProxyError] = None
-        transient = attempts = timeouts = 0
-        while True:
+        transient = 0
+        while len(failures) < self.max_attempts:
             try:
                 lease = self.pool.lease(exclude=tried, session_key=session)
             except ProxyError:
-                if last is None:
+                if not failures:
                     raise
-                if tried and transient < TRANSIENT_RETRIES and _is_transient(last):
-                    # Every account failed transiently (5xx, network): back off, then retry them.
+                if tried and transient < TRANSIENT_RETRIES and _is_transient(failures[-1]):
                     self.sleep(self.backoff * (2 ** transient))
                     transient += 1
                     tried = []
                     continue
-                raise last from None
-            attempts += 1
-            connected: Optional[Tuple[List[Event], Pump]] = None
-            try:
-                connected = yield from self._attempt(lease, req, exchange, model_id, conversation_id, gone)
-            except KiroFailure as failure:
-                last = self._after_failure(lease, failure, exchange)
-                if isinstance(failure.client_error, TooLarge):
-                    # Clients (Claude Code) compact on "prompt is too long: N tokens > M maximum".
-                    last = TooLarge(failure.message, tokens=max(input_tokens, info.context_window + 1),
-                                    limit=info.context_window)
-                if failure.action in (kiro_errors.FAIL, kiro_errors.SUSPEND):
-                    raise last from None
-                if isinstance(failure.client_error, UpstreamTimeout):
-                    timeouts += 1
-                    if timeouts >= TIMEOUT_TRIES:  # slow for one account is usually slow for all
-                        raise UpstreamTimeout(f"Kiro did not start answering within "
-                                              f"{self.client.first_event_timeout:g} s ({timeouts} tries)") from None
-            except RefreshError as exc:
-                exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
-                                                 exc.message))
-                if not exc.permanent:
-                    self.pool.cooldown(lease.account_id, 30.0, failure_text(exc),
-                                       strike=False)
-                last = UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503,
-                                     kind="overloaded")
-            finally:
-                if connected is None:
-                    lease.release()
-            if connected is not None:
-                yield from self._stream(lease, req, exchange, model_id, input_tokens, *connected, gone)
-                return
+                raise failures[-1] from None
             tried.append(lease.account_id)
-            if attempts >= self.max_attempts:
-                raise last
+            yield lease
+        raise failures[-1]
+
+    def _failed(self, lease: Lease, exc: Union[KiroFailure, RefreshError], exchange: Exchange,
+                failures: List[ProxyError], model_id: str, input_tokens: int) -> ProxyError:
+        """Act on one account's failure (pool state, attempt record). Returns the error the client
+        gets if no other account answers; raises it when no other account may be tried."""
+        if isinstance(exc, RefreshError):
+            exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
+                                             exc.message))
+            if not exc.permanent:
+                self.pool.cooldown(lease.account_id, 30.0, failure_text(exc), strike=False)
+            return UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503, kind="overloaded")
+        error = self._after_failure(lease, exc, exchange)
+        if isinstance(exc.client_error, TooLarge):
+            # Clients (Claude Code) compact on "prompt is too long: N tokens > M maximum".
+            limit = self.catalog.info(model_id).context_window
+            error = TooLarge(exc.message, tokens=max(input_tokens, limit + 1), limit=limit)
+        if exc.action in (kiro_errors.FAIL, kiro_errors.SUSPEND):
+            raise error from None
+        if isinstance(exc.client_error, UpstreamTimeout):
+            timeouts = 1 + sum(isinstance(f, KiroFailure) and isinstance(f.client_error, UpstreamTimeout)
+                               for f in failures)
+            if timeouts >= TIMEOUT_TRIES:  # slow for one account is usually slow for all
+                raise UpstreamTimeout(f"Kiro did not start answering within "
+                                      f"{self.client.first_event_timeout:g} s ({timeouts} tries)") from None
+        return error
 
     def _late(self, events: Iterator[Event], exchange: Exchange) -> Iterator[Event]:
         """Records an answer that failed or was abandoned before it connected (the response had
@@ -282,7 +296,6 @@ class Relay:
         raise KiroFailure(kiro_errors.ROTATE, Truncated("Kiro closed the stream without answering"),
                           cooldown=5.0, same_account_retry=True)
 
-    # ----- streaming ---------------------------------------------------------------------
 
     def _stream(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
                 first: List[Event], pump: Pump, gone: Callable[[], bool]) -> Iterator[Event]:
