@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 import requests
@@ -97,8 +98,7 @@ def run_server(settings: Settings) -> int:
     services = Services.build(settings)
     app = create_app(settings, services)
     if services.admin_key_generated:
-        print(f"kiroproxy: generated an admin key (stored in {services.home / 'admin.key'}, shown once):\n"
-              f"    {services.admin_key}", flush=True)
+        announce_admin_key(services.home / "admin.key", services.admin_key)
 
     def ready(server) -> None:
         services.listen = f"{settings.host}:{server.effective_port}"
@@ -116,6 +116,15 @@ def run_server(settings: Settings) -> int:
     serve(app, settings.host, settings.port, connections.options(settings), on_ready=ready, on_stop=stopped,
           grace=settings.shutdown_grace_seconds, on_grace_end=services.relay.cut_streams)
     return 0
+
+
+def announce_admin_key(path: Path, key: str) -> None:
+    """Show a newly generated admin key on a terminal; elsewhere (systemd, docker) standard output
+    ends up in a journal or a log, so only say where the key file is."""
+    if sys.stdout.isatty():
+        print(f"kiroproxy: generated an admin key (stored in {path}, shown once):\n    {key}", flush=True)
+    else:
+        print(f"kiroproxy: generated an admin key; it is in {path} (readable only by you)", flush=True)
 
 
 class AdminApi:

@@ -62,6 +62,8 @@ class Settings(BaseModel):
 
     # keys
     admin_key: Optional[str] = None
+    admin_max_failures: int = Field(10, ge=1)
+    admin_lockout_seconds: float = Field(60.0, ge=0)
     api_keys: List[str] = Field(default_factory=list)
 
     # who may call: Host names beyond loopback, web origins that get CORS answers

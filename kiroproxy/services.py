@@ -27,6 +27,7 @@ from .kiro.login import KiroLogin
 from .kiro.models import Catalog, ModelInfo
 from .kiro.transport import ClientIdentity, Endpoints, Sessions
 from .kiro.warm import WarmConnections
+from .lockout import Lockout
 from .protocols import gemini, openai
 from .relay import Relay
 from .store.flows import FlowStore
@@ -169,7 +170,10 @@ class Services:
         logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,
                                                          default_region=settings.region)
         slots = overrides.pop("slots", None) or StreamSlots(settings.max_streams)
-        services = cls(settings, home=home, slots=slots, monitor=monitor, admin_key=admin_key, admin_key_generated=generated,
+        admin_lockout = overrides.pop("admin_lockout", None) or Lockout(settings.admin_max_failures,
+                                                                        settings.admin_lockout_seconds)
+        services = cls(settings, home=home, slots=slots, admin_lockout=admin_lockout, monitor=monitor,
+                       admin_key=admin_key, admin_key_generated=generated,
                        endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth, logins=logins,
                        refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
                        stats=stats, flows=flows, **overrides)

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import NotFound, ProxyError, QuotaExhausted, RateLimited, Unavailable
+from ..identity import label
 from ..store.jsondb import JsonDB
 from .account import (
     ACTIVE,
@@ -260,7 +261,7 @@ class AccountPool:
                                   retry_after=max(1.0, soonest - now))
         if ACTIVE in states:  # active but at their concurrency cap
             return RateLimited("every Kiro account is at its concurrency limit; retry shortly", retry_after=1.0)
-        reasons = "; ".join(f"{a.creds.name or a.id}: {a.state(now)}" + (f" ({a.reason})" if a.reason else "")
+        reasons = "; ".join(f"{label(a.id)}: {a.state(now)}" + (f" ({a.reason})" if a.reason else "")
                             for a in accounts) or "all tried"
         return Unavailable(f"no Kiro account can serve requests ({reasons})")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from dataclasses import asdict, replace
 from typing import Any, Optional, Set, Tuple
 
@@ -17,7 +18,7 @@ from ..accounts.credentials import Credentials, explicit_fields, from_token_file
 from ..accounts.pool import AccountPool
 from ..accounts.refresher import failure_text
 from ..config import ConfigError, read_file
-from ..errors import BadRequest, NotFound, ProxyError, Unauthorized
+from ..errors import BadRequest, NotFound, ProxyError, RateLimited, Unauthorized
 from ..kiro.auth import RefreshError
 from ..store.jsondb import write_atomic
 from . import bodies
@@ -39,13 +40,27 @@ def admin_error(error: ProxyError) -> Response:
 
 @bp.before_request
 def require_admin_key() -> Any:
+    """The admin key, compared in constant time; an address that sent too many wrong keys is
+    refused (429) for a while without its key being looked at."""
+    lockout = services().admin_lockout
+    address = request.remote_addr or ""
+    wait = lockout.locked_for(address)
+    if wait > 0:
+        response = admin_error(RateLimited("too many wrong admin keys from this address; retry later",
+                                           retry_after=wait))
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
     auth = request.headers.get("Authorization", "")
     given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
     expected = services().admin_key
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        if given and lockout.failed(address):
+            log.warning("admin API: %d wrong keys from %s; refusing that address for %.0f s",
+                        lockout.max_failures, address, lockout.lockout_seconds)
         response = admin_error(Unauthorized("the admin API needs Authorization: Bearer <admin key>"))
         response.headers["WWW-Authenticate"] = 'Bearer realm="kiroproxy admin"'
         return response
+    lockout.succeeded(address)
     return None
 
 

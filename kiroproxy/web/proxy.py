@@ -4,17 +4,19 @@ Views parse, open the relay, and either render a whole reply or stream the proto
 """
 from __future__ import annotations
 
+import copy
 import hmac
 import logging
 from contextlib import closing
 from types import ModuleType
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from .. import chat, tokens
 from ..errors import ProxyError, Unauthorized
 from ..exchange import COMPLETED, Exchange
+from ..identity import identities, neutral
 from ..protocols import anthropic, gemini, openai, sse
 from ..redaction import safe_headers
 from . import bodies
@@ -32,11 +34,35 @@ def services():
 
 
 def error_response(proto: ModuleType, error: ProxyError) -> Response:
-    status, body, headers = proto.error_body(error)
+    """`error` in `proto`'s shape, accounts named only by their neutral labels."""
+    status, body, headers = proto.error_body(neutral_error(error, identities(services().pool.summaries())))
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers)
     return response
+
+
+def neutral_error(error: ProxyError, known: Tuple[Tuple[str, str], ...]) -> ProxyError:
+    """`error`, or a copy whose message names accounts by label only (identity.neutral)."""
+    shown = neutral(error.message, known)
+    if shown == error.message:
+        return error
+    error = copy.copy(error)
+    error.message = shown
+    return error
+
+
+def neutral_stream(stream: chat.Stream) -> chat.Stream:
+    """The same events; an error raised mid-stream names accounts by label only."""
+    pool = services().pool  # the generator runs after the request context is gone
+
+    def events() -> Iterator[chat.Event]:
+        try:
+            yield from stream
+        except ProxyError as error:
+            raise neutral_error(error, identities(pool.summaries())) from None
+
+    return chat.Stream(events(), model=stream.model, input_tokens=stream.input_tokens, on_close=stream.close)
 
 
 def client_key() -> Optional[str]:
@@ -125,6 +151,7 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
         finally:
             slot.release()
         return jsonify(render(reply, req, body))
+    stream = neutral_stream(stream)
     response = Response(encode(stream, req, body), mimetype=mimetype, headers=sse.HEADERS)
     response.call_on_close(stream.close)
     response.call_on_close(slot.release)

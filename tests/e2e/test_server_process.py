@@ -77,7 +77,9 @@ def test_start_admin_key_and_clean_shutdown(tmp_path, fake):
         key_file = home / ".kiro-proxy" / "admin.key"
         key = key_file.read_text().strip()
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-        assert sum(key in line for line in first.lines) == 1  # printed once
+        # Standard output is a pipe here, as under systemd or docker: the file is named, the key is not.
+        assert not any(key in line for line in first.lines)
+        assert sum(str(key_file) in line for line in first.lines) == 1
         added = requests.post(first.url + "/api/accounts", json=factories.token_file("acc-P"),
                               headers={"Authorization": f"Bearer {key}"}, timeout=5)
         assert added.status_code == 201
@@ -166,8 +168,10 @@ def test_a_login_before_the_first_start_does_not_swallow_the_admin_key(tmp_path,
     first = Process(home, fake.url)
     try:
         key = first.key
-        printed = [line for line in login.stdout.splitlines() + login.stderr.splitlines() + first.lines if key in line]
-        assert len(printed) == 1  # shown once, whichever command came first
+        lines = login.stdout.splitlines() + login.stderr.splitlines() + first.lines
+        assert not any(key in line for line in lines)  # not a terminal: the file is named instead
+        announced = [line for line in lines if "generated an admin key" in line]
+        assert len(announced) == 1 and str(first.data / "admin.key") in announced[0]  # once, whoever came first
         assert first.admin("GET", "/accounts").json()["accounts"][0]["provider"] == "BuilderId"
     finally:
         assert first.stop() == 0
@@ -289,3 +293,29 @@ def test_a_second_signal_cuts_the_grace_short(tmp_path, fake):
     assert time.monotonic() - started < 15  # not the 120 s grace
     client.join(30)
     assert "never sent" not in out.get("body", "")
+
+
+def test_the_generated_admin_key_is_shown_only_on_a_terminal(tmp_path, fake):
+    import pty
+
+    home = tmp_path / "home"
+    home.mkdir()
+    controller, terminal = pty.openpty()
+    env = {**base_env(home, fake.url), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "kiroproxy.py"), "--port", "0"], env=env,
+                            stdout=terminal, stderr=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"listening on" not in shown and time.monotonic() < deadline:
+            try:
+                shown += os.read(controller, 4096)
+            except OSError:  # the terminal closed: the process ended
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        os.close(controller)
+    key = (home / ".kiro-proxy" / "admin.key").read_text().strip()
+    assert key.encode() in shown, shown

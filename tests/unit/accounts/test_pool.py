@@ -368,7 +368,8 @@ def test_all_disabled_is_unavailable_with_reasons():
         pool.lease()
     message = caught.value.message
     assert caught.value.status == 503
-    for text in ("A", "disabled", "B", "suspended", "TEMPORARILY_SUSPENDED", "C", "unhealthy", "invalid_grant"):
+    for text in ("account a: disabled", "account b: suspended", "TEMPORARILY_SUSPENDED", "account c: unhealthy",
+                 "invalid_grant"):
         assert text in message
 
 
