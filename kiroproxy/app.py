@@ -13,7 +13,7 @@ from .config import Settings
 from .errors import BadRequest, NotFound, ProxyError
 from .services import Services
 from .store.encoding import LONE_SURROGATE, scrub
-from .web import admin, completions, flows, gemini, guard, logins, messages, models, proxy, ui  # noqa: F401  (routes register)
+from .web import admin, completions, flows, gemini, guard, health, keys, logins, messages, models, proxy, ui  # noqa: F401  (routes register)
 from .web.guard import is_admin_path, is_client_call
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def create_app(settings: Settings, services: Optional[Services] = None) -> Flask
     app.json.ensure_ascii = False
     app.extensions["kiroproxy"] = services or Services.build(settings)
     app.register_blueprint(proxy.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.before_request(guard.check)  # first: a refused request meets no key check, no view
     app.register_blueprint(ui.bp)

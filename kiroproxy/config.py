@@ -32,6 +32,9 @@ def origin_of(entry: str) -> str:
     return text
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message says which key and why."""
 
@@ -139,6 +142,13 @@ class Settings(BaseModel):
     def _check_origins(cls, value: List[str]) -> List[str]:
         return [origin_of(entry) for entry in value]
 
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
     @field_validator("proxy_url", mode="before")
     @classmethod
     def _check_proxy(cls, value: Any) -> Any:
@@ -222,6 +232,7 @@ def validate(values: Mapping[str, Any]) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg'].replace('Value error, ', '', 1)}"
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None

@@ -27,8 +27,11 @@ def is_loopback(host: str) -> bool:
 
 
 def client_keys_configured(settings: Settings) -> bool:
-    """Whether the client APIs demand a key (api_keys; the client key store counts once it exists)."""
-    return bool(settings.api_keys)
+    """Whether the client APIs demand a key: api_keys in the settings, or a key in the data
+    directory's key store (`kiroproxy keys create`). Reads keys.json."""
+    from .store.keys import KeyStore
+
+    return bool(settings.api_keys) or KeyStore(settings.home).any()
 
 
 def public_bind_refusal(host: str, has_client_keys: bool) -> Optional[str]:
@@ -38,4 +41,5 @@ def public_bind_refusal(host: str, has_client_keys: bool) -> Optional[str]:
         return None
     shown = host or "every address"
     return (f"refusing to listen on {shown} without client keys: anyone who reaches it could use your "
-            f"Kiro accounts. Set api_keys (KIROPROXY_API_KEYS=key1,key2) or listen on 127.0.0.1")
+            f"Kiro accounts. Create a client key (kiroproxy keys create), set api_keys (KIROPROXY_API_KEYS=key1,key2) "
+            f"or listen on 127.0.0.1")

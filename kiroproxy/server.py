@@ -117,13 +117,30 @@ def run_until(server: Any, stopping: threading.Event) -> None:
                              count=1)
 
 
+class LateApp:
+    """A WSGI app given after the socket is bound, so nothing (an admin key) is spent on a start
+    that fails to bind. Waitress calls it only once the serving loop runs."""
+
+    def __init__(self) -> None:
+        self.app: Optional[Callable[..., Any]] = None
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        assert self.app is not None, "the app is set before serving starts"
+        return self.app(environ, start_response)
+
+
 def serve(app: Any, host: str, port: int, options: Dict[str, Any],
           on_ready: Optional[Callable[[Any], None]] = None, on_stop: Optional[Callable[[], None]] = None,
           grace: float = 0.0, on_grace_end: Optional[Callable[[], None]] = None) -> None:
+    """Bind, then serve_bound(). `options` are create_server()'s (connections.options(settings))."""
+    serve_bound(create_server(app, host, port, **options), on_ready, on_stop, grace, on_grace_end)
+
+
+def serve_bound(server: Any, on_ready: Optional[Callable[[Any], None]] = None,
+                on_stop: Optional[Callable[[], None]] = None, grace: float = 0.0,
+                on_grace_end: Optional[Callable[[], None]] = None) -> None:
     """Run until SIGTERM/SIGINT; then stop accepting, give requests in flight `grace` seconds (a
-    second signal cuts that short), end the rest (on_grace_end, see stop()), and call on_stop.
-    `options` are create_server()'s (connections.options(settings))."""
-    server = create_server(app, host, port, **options)
+    second signal cuts that short), end the rest (on_grace_end, see stop()), and call on_stop."""
     stopping = threading.Event()
     cut = threading.Event()
 

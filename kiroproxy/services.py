@@ -21,6 +21,7 @@ from .accounts.refresher import Refresher
 from .capacity import StreamSlots
 from .config import Settings
 from .errors import ProxyError
+from .health import UpstreamHealth
 from .kiro.auth import Authenticator, RefreshError
 from .kiro.client import KiroClient
 from .kiro.login import KiroLogin
@@ -28,10 +29,13 @@ from .kiro.models import Catalog, ModelInfo
 from .kiro.transport import ClientIdentity, Endpoints, Sessions
 from .kiro.warm import WarmConnections
 from .lockout import Lockout
+from .metrics import Metrics
 from .protocols import gemini, openai
 from .relay import Relay
+from .requestlog import RequestLog
 from .store.flows import FlowStore
 from .store.jsondb import JsonDB, write_atomic
+from .store.keys import KeyStore
 from .store.responses import ResponseStore
 from .store.stats import Stats
 
@@ -77,6 +81,11 @@ def _identity(settings: Settings) -> ClientIdentity:
 
 def _endpoints(settings: Settings) -> Endpoints:
     return Endpoints(settings.kiro_api_url, settings.kiro_auth_url, settings.aws_oidc_url)
+
+
+def account_pool(settings: Settings) -> AccountPool:
+    """The account store of the data directory, for the command line when no server runs."""
+    return _pool(settings, ensure_home(settings.home))
 
 
 def open_logins(settings: Settings) -> Tuple[Logins, Callable[[], None]]:
@@ -160,11 +169,15 @@ class Services:
             backlog_bytes=int(settings.flow_backlog_mb * 2**20),
             secrets=secret_values,
             account_name=lambda account_id: _account_name(pool, account_id))
+        metrics = overrides.pop("metrics", None) or Metrics(pool.counts, flows.counts)
+        refresher.outcomes.append(metrics.refreshed)
+        upstream_health = overrides.pop("upstream_health", None) or UpstreamHealth()
+        request_log = RequestLog(lambda: sorted(secret_values(), key=len, reverse=True))
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,
             max_attempts=settings.max_attempts, backoff=settings.retry_backoff_seconds,
             keepalive=settings.keepalive_seconds, stream_start=settings.stream_start_seconds,
-            observers=[flows])
+            observers=[flows, metrics, upstream_health, request_log])
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
                                                             cache_seconds=settings.quota_cache_seconds)
         logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,
@@ -172,13 +185,19 @@ class Services:
         slots = overrides.pop("slots", None) or StreamSlots(settings.max_streams)
         admin_lockout = overrides.pop("admin_lockout", None) or Lockout(settings.admin_max_failures,
                                                                         settings.admin_lockout_seconds)
-        services = cls(settings, home=home, slots=slots, admin_lockout=admin_lockout, monitor=monitor,
-                       admin_key=admin_key, admin_key_generated=generated,
+        keys = overrides.pop("keys", None) or KeyStore(home)
+        services = cls(settings, home=home, slots=slots, admin_lockout=admin_lockout, keys=keys, metrics=metrics,
+                       upstream_health=upstream_health, monitor=monitor, admin_key=admin_key,
+                       admin_key_generated=generated,
                        endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth, logins=logins,
                        refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
                        stats=stats, flows=flows, **overrides)
         relay.on_exhausted = services.refine_reset_date
         return services
+
+    def client_keys_configured(self) -> bool:
+        """Whether /v1 calls must carry a client key (a stored key, or api_keys in the settings)."""
+        return bool(self.settings.api_keys) or self.keys.any()
 
     def served_models(self) -> List[ModelInfo]:
         """Kiro models plus user aliases (each alias shows its target's limits)."""

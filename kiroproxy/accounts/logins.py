@@ -307,6 +307,17 @@ class Logins:
         """The pool's summary of an account a login added (no token values)."""
         return self.pool.summary(account_id)
 
+    def newest(self, device_only: bool = False) -> Optional[str]:
+        """The id of the newest login still in progress (a device login with `device_only`), else of
+        the newest finished one still remembered; None when there is neither. Scripts written for
+        the seed API poll and cancel without an id."""
+        with self._lock:
+            self._sweep(self.clock())
+            waiting = [i for i, s in self._sessions.items() if not device_only or isinstance(s, _Device)]
+            if waiting:
+                return waiting[-1]
+            return next(reversed(list(self._results)), None)
+
     def pending(self) -> int:
         with self._lock:
             self._sweep(self.clock())

@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..kiro.auth import Authenticator, RefreshError
 from .account import ACTIVE, COOLDOWN, EXHAUSTED
@@ -46,6 +46,7 @@ class Refresher:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.listeners: list = []  # listener(account_id) after each successful refresh
+        self.outcomes: List[Callable[[str], None]] = []  # told "ok", "failed" or "rejected" per refresh
         self.tasks: list = []      # task() on every background pass (catalogue sync...)
 
     def _lock_for(self, account_id: str) -> threading.Lock:
@@ -84,6 +85,7 @@ class Refresher:
             update = self.auth.refresh(creds)
         except RefreshError as exc:
             self._failures[account_id] += 1
+            self._tell("rejected" if exc.permanent else "failed")
             if exc.permanent:
                 self.pool.mark_unhealthy(account_id, failure_text(exc))
                 raise
@@ -96,11 +98,16 @@ class Refresher:
         fresh = self.pool.update_creds(account_id, lambda c: c.with_tokens(
             update.access_token, update.refresh_token, update.expires_at, update.profile_arn))
         self.refreshes[account_id] += 1
+        self._tell("ok")
         log.info("account %s: token refreshed, valid for %.0f min", account_id,
                  (update.expires_at - self.clock()) / 60)
         for listener in self.listeners:
             listener(account_id)
         return fresh or creds
+
+    def _tell(self, outcome: str) -> None:
+        for listener in self.outcomes:
+            listener(outcome)
 
     # ----- background thread -------------------------------------------------------------
 

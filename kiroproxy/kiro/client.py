@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any, Callable, Dict, Iterator, List, Optional
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,12 +26,19 @@ log = logging.getLogger(__name__)
 MAX_ERROR_BODY = 65536
 
 
+def _origin(exc: requests.RequestException) -> str:
+    """" (scheme://host)" of the URL the failed request went to, "" when unknown."""
+    url = getattr(getattr(exc, "request", None), "url", None) or ""
+    parts = urlsplit(url)
+    return f" ({parts.scheme}://{parts.hostname})" if parts.scheme and parts.hostname else ""
+
+
 def network_failure(exc: requests.RequestException, what: str) -> KiroFailure:
     if isinstance(exc, requests.Timeout):
-        error: UpstreamError = UpstreamTimeout(f"Kiro did not answer the {what} in time")
+        error: UpstreamError = UpstreamTimeout(f"Kiro{_origin(exc)} did not answer the {what} in time")
     else:
-        error = UpstreamError(f"could not reach Kiro for the {what} ({type(exc).__name__})", status=503,
-                              kind="overloaded")
+        error = UpstreamError(f"could not reach Kiro{_origin(exc)} for the {what} ({type(exc).__name__})",
+                              status=503, kind="overloaded")
     return KiroFailure(errors.ROTATE, error, cooldown=5.0, same_account_retry=True)
 
 

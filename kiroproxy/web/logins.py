@@ -27,11 +27,15 @@ def _text(data: Dict[str, Any], name: str) -> Optional[str]:
     return value.strip() or None
 
 
-def _login_id(data: Dict[str, Any]) -> str:
+def _login_id(data: Dict[str, Any], device_only: bool = False) -> str:
+    """The id the request names; without one, the newest sign-in (as the seed API's scripts expect)."""
     login_id = _text(data, "id") or request.args.get("id", "").strip()
-    if not login_id:
-        raise BadRequest("id is required: the id POST /api/kiro/login/start answered", param="id")
-    return login_id
+    if login_id:
+        return login_id
+    newest = services().logins.newest(device_only)
+    if newest is None:
+        raise NotFound("no sign-in is in progress: start one with POST /api/kiro/login/start")
+    return newest
 
 
 def _answer(result: PollResult, status: int = 200) -> Response:
@@ -58,7 +62,7 @@ def device_login_start() -> Response:
 
 @bp.get("/kiro/login/poll")
 def device_login_poll() -> Response:
-    result = services().logins.poll(_login_id({}))
+    result = services().logins.poll(_login_id({}, device_only=True))
     if result.status == SUCCESS:
         services().sync_models_soon()
     return _answer(result)

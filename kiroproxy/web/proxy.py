@@ -74,13 +74,18 @@ def client_key() -> Optional[str]:
 
 
 def check_client_key() -> None:
-    """When client keys are configured, every proxy call must carry one of them."""
-    keys = services().settings.api_keys
-    if not keys:
+    """Once client keys exist (`kiroproxy keys create`, or api_keys in the settings), every proxy
+    call must carry one of them."""
+    svc = services()
+    configured = svc.settings.api_keys
+    if not configured and not svc.keys.any():
         return
     given = client_key() or ""
-    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
-        raise Unauthorized("invalid API key: send one of the keys configured in api_keys", code="invalid_api_key")
+    if any(hmac.compare_digest(given.encode(), key.encode()) for key in configured):
+        return
+    if svc.keys.verify(given) is None:
+        raise Unauthorized("invalid API key: send one of this server's client keys (see `kiroproxy keys list`)",
+                           code="invalid_api_key")
 
 
 def begin_exchange(proto: ModuleType) -> Exchange:

@@ -39,3 +39,23 @@ def test_a_public_bind_with_a_client_key_starts_and_demands_the_key(tmp_path, fa
         assert counted.status_code == 200
     finally:
         assert proc.stop() == 0
+
+
+def test_a_stored_client_key_counts_for_a_public_bind(tmp_path, fake):
+    from .commands import kiroproxy
+
+    home = tmp_path / "home"
+    home.mkdir()
+    made = kiroproxy(home, fake.url, "keys", "create", "--name", "lan")
+    assert made.returncode == 0, made.stderr
+    key = next(word for word in made.stdout.split() if word.startswith("sk-kp-"))
+    proc = Process(home, fake.url, "--host", "0.0.0.0")
+    try:
+        url = proc.url.replace("0.0.0.0", "127.0.0.1")
+        body = {"model": "claude-sonnet-4.5", "messages": [{"role": "user", "content": "x"}]}
+        assert requests.post(url + "/v1/messages/count_tokens", timeout=10, headers={"x-api-key": "wrong"},
+                             json=body).status_code == 401
+        assert requests.post(url + "/v1/messages/count_tokens", timeout=10, headers={"x-api-key": key},
+                             json=body).status_code == 200
+    finally:
+        assert proc.stop() == 0

@@ -157,7 +157,7 @@ def test_bad_bodies_are_400(proxy):
     assert proxy.admin("POST", "/kiro/social/start", json={"provider": "facebook"}).status_code == 400
     assert proxy.admin("POST", "/kiro/login/start", json={"start_url": "http://x"}).status_code == 400
     assert proxy.admin("POST", "/kiro/login/start", json={"region": 5}).status_code == 400
-    assert proxy.admin("GET", "/kiro/login/poll").status_code == 400
+    assert proxy.admin("GET", "/kiro/login/poll").status_code == 404  # no id, and no sign-in in progress
     assert proxy.admin("POST", "/kiro/social/exchange", json={}).status_code == 400
 
 
