@@ -35,6 +35,9 @@ def test_search_detail_without_tokens_bookmark_and_reload(page, proxy, add_accou
     page.wait(lambda d: len(rows(page)) == 3)
     page.wait_text("3 flows match", "#flows-line")
     assert "secrets are never stored" in page.text("#flows-line")
+    page.button("Log", "main").click()  # the raw request log, one line per request
+    page.wait(lambda d: len(page.css("pre.log").text.splitlines()) == 3)
+    assert " anthropic claude-sonnet-4.5 alpha 200 completed " in page.css("pre.log").text
     page.css("#flow-q").send_keys("elephant")
     page.wait(lambda d: len(rows(page)) == 1 and "q=elephant" in d.current_url)
     page.screenshot("flows-search")

@@ -90,7 +90,7 @@ export const api = {
   flow: (id) => call(`flows/${enc(id)}`),
   mark: (id, body) => call(`flows/${enc(id)}/bookmark`, {method: 'POST', body}),
   exportFlows: (body) => call('flows/export', {method: 'POST', body, raw: true, timeout: 120000}),
-  logs: (params) => call(`logs${q(params)}`),
+  logs: (params) => call(`logs${q(params)}`, {raw: params.format === 'text'}),
   stats: () => call('stats'),
   statsDetailed: () => call('stats/detailed'),
   exportConfig: (secrets) => call(`config/export${secrets ? '?include_secrets=true' : ''}`, {raw: true}),
