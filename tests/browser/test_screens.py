@@ -99,3 +99,25 @@ def test_tab_reaches_the_nav_and_the_main_action(page, add_accounts):
         page.d.switch_to.active_element.send_keys(Keys.TAB)
         reached.append(page.d.switch_to.active_element.text)
     assert "Flows" in reached and "Add account" in reached
+
+
+def test_client_keys_are_created_shown_once_and_revoked(page, proxy):
+    page.signed_in("#/settings")
+    page.wait_text("No client keys yet")
+    page.css("#key-name").send_keys("laptop")
+    page.button("Create key", "main").click()
+    page.wait_text('New key "laptop"')
+    shown = page.css("main input.code").get_attribute("value")
+    (listed,) = proxy.admin("GET", "/keys").json()["keys"]
+    assert listed["name"] == "laptop" and shown.startswith(listed["prefix"])
+    models = proxy.http.get(proxy.url + "/v1/models", headers={"Authorization": f"Bearer {shown}"}, timeout=10)
+    assert models.status_code == 200
+    page.go("#/connect")
+    page.wait_visible("#client-key").send_keys(shown)
+    page.button("Check connection", "main").click()
+    page.wait_text("Connected:")
+    page.go("#/settings")
+    page.button("Revoke…", "main").click()
+    page.wait_visible("dialog[open]").find_element(By.XPATH, ".//button[text()='Revoke key']").click()
+    page.wait_text("No client keys yet")
+    assert proxy.admin("GET", "/keys").json()["keys"] == []

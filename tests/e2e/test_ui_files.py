@@ -65,7 +65,7 @@ def test_static_payload_and_module_budgets():
     total = sum(p.stat().st_size for p in sources())
     assert total <= 115 * 1024, f"static payload is {total} bytes uncompressed"
     packed = sum(len(gzip.compress(p.read_bytes(), 9)) for p in sources())
-    assert packed <= 40 * 1024, f"static payload is {packed} bytes as served (gzip)"
+    assert packed <= 45 * 1024, f"static payload is {packed} bytes as served (gzip)"
     first = sum((STATIC / name).stat().st_size for name in FIRST_SCREEN)
     assert first <= 80 * 1024, f"the first screen needs {first} bytes"
     for path in sources():

@@ -3,6 +3,7 @@
 import {api} from '../api.js';
 import {forget, polling, setTheme} from '../app.js';
 import {ask, bytes, card, clear, dl, download, h, readText, span, toast, when} from '../dom.js';
+import {keysCard} from './keys.js';
 
 
 export async function render(main, ctx) {
@@ -33,7 +34,7 @@ export async function render(main, ctx) {
           body: h('p', null, 'The file will contain every account\'s tokens. Anyone with this file can use your accounts. Keep it private.')});
         if (answer === 'yes') exportConfig(true);
       }}, 'Download with tokens…')));
-  main.append(ctx.title('Settings'), h('p', null, h('a', {class: 'button', href: '#/connect'}, 'Connect clients'), ' ', h('a', {class: 'button', href: '#/accounts/add'}, 'Add account')), server, config, exporter, importer(() => { config.reload(true); }), browserCard());
+  main.append(ctx.title('Settings'), h('p', null, h('a', {class: 'button', href: '#/connect'}, 'Connect clients'), ' ', h('a', {class: 'button', href: '#/accounts/add'}, 'Add account')), server, config, exporter, importer(() => { config.reload(true); }), keysCard(), browserCard());
 }
 
 async function exportConfig(secrets) {
