@@ -18,6 +18,7 @@ SERVER_ONLY = ("/refresh", "/usage", "/refresh-all", "/logs", "/flows", "/status
 class LocalAdmin:
     def __init__(self, settings: Settings) -> None:
         from ..app import create_app
+        from ..lockout import Lockout
         from ..services import account_pool
         from ..store.keys import KeyStore
 
@@ -25,7 +26,8 @@ class LocalAdmin:
         self.key = secrets.token_urlsafe(24)  # never stored: only this process's calls carry it
         self.pool = account_pool(settings)
         light = SimpleNamespace(settings=settings, home=home, pool=self.pool, admin_key=self.key,
-                                keys=KeyStore(home), sync_models_soon=lambda: None)
+                                keys=KeyStore(home), sync_models_soon=lambda: None,
+                                admin_lockout=Lockout(settings.admin_max_failures, settings.admin_lockout_seconds))
         self.client = create_app(settings, light).test_client()  # type: ignore[arg-type]
         self.url = f"the data directory {home}"
 
