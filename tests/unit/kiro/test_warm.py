@@ -180,3 +180,20 @@ def test_requests_through_a_session_without_ahead_still_work(fake, warm):
     response = Sessions(warm=warm).get().post(fake.url + CHAT, data=b"{}", timeout=TIMEOUT)
     assert response.status_code == 200
     assert isinstance(response, requests.Response)
+
+
+def test_through_an_outbound_proxy_the_warm_connection_goes_to_the_proxy(fake, warm):
+    from tests.fakes.forward_proxy import ForwardProxy
+
+    with ForwardProxy() as proxy:
+        client = KiroClient(Endpoints(api_url=fake.url), Sessions(proxy.url, warm=warm), ClientIdentity())
+        chat(client, fake)
+        assert warm.wait_open(1, TIMEOUT)
+        (key, slot), = warm._slots.items()
+        assert key[3] == proxy.url  # kept per outbound proxy
+        assert slot.conn.sock.getpeername()[1] == proxy.server.server_address[1]
+
+        chat(client, fake)
+
+        assert proxy.seen == ["POST /generateAssistantResponse"] * 2
+        assert len(fake.requests_to(CHAT)) == 2
