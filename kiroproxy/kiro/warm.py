@@ -78,13 +78,18 @@ class WarmConnections:
             yield
         finally:
             self._wanted.on = False
+            if self._wanted.__dict__.pop("took", False):
+                # The refill starts once the request is out, not on its critical path.
+                with self._changed:
+                    self._changed.notify_all()
 
     def wanted(self) -> bool:
         """Whether this thread is inside ahead()."""
         return getattr(self._wanted, "on", False)
 
     def take(self, pool: Any) -> Any:
-        """The warm connection for `pool`'s upstream, or None; asks for the next one either way."""
+        """The warm connection for `pool`'s upstream, or None; the next one is opened either way, once
+        the ahead() block ends (off the request's critical path)."""
         now = self.clock()
         with self._changed:
             if self._closed or not self.enabled:
@@ -97,7 +102,7 @@ class WarmConnections:
             conn, slot.conn = slot.conn, None
             fresh = conn is not None and now - slot.opened_at < self.idle_limit
             self._start()
-            self._changed.notify_all()
+        self._wanted.took = True  # ahead() wakes the refill when the block ends
         if conn is not None and not (fresh and _alive(conn)):
             conn.close()
             return None
