@@ -34,7 +34,7 @@ from .protocols import gemini, openai
 from .relay import Relay
 from .requestlog import RequestLog
 from .store.flows import FlowStore
-from .store.jsondb import JsonDB, write_atomic
+from .store.jsondb import JsonDB, tidy, write_atomic
 from .store.keys import KeyStore
 from .store.responses import ResponseStore
 from .store.stats import Stats
@@ -135,6 +135,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, **overrides: Any) -> Services:
         home = ensure_home(settings.home)
+        tidy(home)  # before anything opens a store: no crash leftovers, nothing readable by others
         admin_key, generated = admin_key_for(settings, home)
         endpoints = overrides.pop("endpoints", None) or _endpoints(settings)
         identity = _identity(settings)

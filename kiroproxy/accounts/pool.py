@@ -344,20 +344,30 @@ class AccountPool:
         self._changed(account_id, status, reason)
 
     def update_creds(self, account_id: str, change: Callable[[Credentials], Credentials]) -> Optional[Credentials]:
-        """Replace an account's credentials (token rotation) and persist them."""
-        with self._lock:
-            account = self._accounts.get(account_id)
-            if account is None:
-                return None
-            account.creds = change(account.creds)
-            revived = account.status == UNHEALTHY
+        """Replace an account's credentials (token rotation): written to disk (synced) first, then
+        used. A refresh may have rotated the refresh token; a crash must never leave the new one in
+        memory only, nor may another save write the old one back meanwhile (the save lock)."""
+        with self._save_lock:
+            with self._lock:
+                account = self._accounts.get(account_id)
+                if account is None:
+                    return None
+                creds = change(account.creds)
+                revived = account.status == UNHEALTHY
+                record = {**account.record(), **creds.to_record()}
             if revived:
-                account.status, account.reason = ACTIVE, ""
-            creds = account.creds
+                record["status"], record["reason"] = ACTIVE, ""
+            if self._db is not None:
+                try:
+                    self._db.upsert(record)
+                except OSError as exc:  # the old refresh token may be dead already: keep the new one
+                    log.error("account %s: new tokens not written to disk (%s); kept in memory", account_id, exc)
+            with self._lock:
+                account.creds = creds
+                if revived:
+                    account.status, account.reason = ACTIVE, ""
         if revived:
             self._changed(account_id, ACTIVE, "usable again with new credentials")
-        else:
-            self._save(account_id)
         return creds
 
     def set_quota(self, account_id: str, quota: Dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ class StoreError(RuntimeError):
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data` so a crash leaves either the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -50,6 +50,38 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def make_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents, each 0700 (mkdir(parents=True) makes parents 0755)."""
+    if folder.is_dir():
+        return
+    make_folder(folder.parent)
+    folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def tidy(root: Path) -> None:
+    """At start: remove the temp files a crash left behind (write_atomic's `.<name>.*.tmp`; they
+    may hold whole token files) and make every folder 0700 and every file 0600 under `root`."""
+    for folder, _, names in os.walk(root):
+        _chmod(folder, 0o700)
+        for name in names:
+            path = os.path.join(folder, name)
+            if name.startswith(".") and name.endswith(".tmp"):
+                try:
+                    os.unlink(path)
+                except OSError as exc:
+                    log.warning("could not remove the stale temp file %s: %s", path, exc)
+            elif not os.path.islink(path):
+                _chmod(path, 0o600)
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if os.stat(path).st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+    except OSError as exc:
+        log.warning("could not make %s private: %s", path, exc)
 
 
 class AtomicStorage(Storage):

@@ -93,7 +93,7 @@ class Disk:
         self.index_dir = self.root / "index"
         self.bodies_dir = self.root / "bodies"
         for folder in (self.root, self.index_dir, self.bodies_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
 
     # ----- paths -------------------------------------------------------------------------
@@ -117,7 +117,7 @@ class Disk:
     def write_body(self, segment: int, flow_id: str, data: bytes) -> int:
         """Write one body file atomically (see encode_body); returns its size in bytes."""
         path = self.body_path(segment, flow_id)
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         write_atomic(path, data, 0o600)
         return len(data)
 

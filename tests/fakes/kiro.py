@@ -19,6 +19,7 @@ Test support only: it never leaves 127.0.0.1 and never sleeps on the test's beha
         fake.requests / fake.requests_to(path) / fake.wait_requests(n, path, timeout)  -> [Recorded]
         fake.streams -> [StreamResult(token, outcome, frames_sent)]
         fake.refresh_count; fake.refresh_tokens_seen
+        fake.refreshes -> [Refreshed(sent, issued, at)]  # social refreshes answered, when fully sent
 
 Routes: POST /generateAssistantResponse (also /SendMessageStreaming and RPC `POST /` by x-amz-target),
 GET /ListAvailableModels (nextToken paging), GET /getUsageLimits, POST /refreshToken, POST /token;
@@ -96,6 +97,16 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class Refreshed:
+    """A social refresh the fake answered: the refresh token sent, the one issued (the same unless
+    rotate_refresh), and time.monotonic() once the answer was written."""
+
+    sent: str
+    issued: str
+    at: float
+
+
+@dataclass(frozen=True)
 class StreamResult:
     token: Optional[str]
     outcome: str
@@ -144,6 +155,7 @@ class FakeKiro:
         self._requests: List[Recorded] = []
         self._streams: List[StreamResult] = []
         self._refresh_tokens: List[str] = []
+        self._refreshed: List[Refreshed] = []
         self._serial = itertools.count(1)
         self._connections: Set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -262,6 +274,11 @@ class FakeKiro:
             return list(self._refresh_tokens)
 
     @property
+    def refreshes(self) -> List[Refreshed]:
+        with self._lock:
+            return list(self._refreshed)
+
+    @property
     def refresh_count(self) -> int:
         return len(self.refresh_tokens_seen)
 
@@ -302,6 +319,8 @@ class FakeKiro:
                 self._reached.add(changes["reached"])
             if "refresh_token" in changes:
                 self._refresh_tokens.append(changes["refresh_token"])
+            if "refreshed" in changes:
+                self._refreshed.append(changes["refreshed"])
             self._changed.notify_all()
 
     def _next_script(self, request: Recorded) -> Script:
@@ -470,7 +489,10 @@ class _Handler(BaseHTTPRequestHandler):
         sent = request.json.get("refreshToken") if isinstance(request.json, dict) else None
         self.fake._record(refresh_token=sent or "")
         reply = self.fake._next_reply(("refresh", sent), ("refresh", None))
-        self._reply(reply, {**self.fake._issue_tokens(sent), "profileArn": self.fake.profile_arn})
+        issued = self.fake._issue_tokens(sent)
+        self._reply(reply, {**issued, "profileArn": self.fake.profile_arn})
+        if reply is None or (reply.status == 200 and reply.body is None):
+            self.fake._record(refreshed=Refreshed(sent or "", issued["refreshToken"], time.monotonic()))
 
     def _token(self, request: Recorded) -> None:
         document = request.json if isinstance(request.json, dict) else {}
