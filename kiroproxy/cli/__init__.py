@@ -12,11 +12,11 @@ from typing import List, Optional
 from .. import __version__
 from ..config import ConfigError, load
 from ..errors import ProxyError
-from . import accounts, keys, login, logs, serve, status
+from . import accounts, client, doctor, keys, login, logs, serve, service, status
 from .remote import UNREACHABLE
 from .table import fail
 
-GROUPS = (serve, status, accounts, keys, login, logs)
+GROUPS = (serve, status, accounts, keys, client, login, logs, doctor, service)
 
 
 class Parser(argparse.ArgumentParser):
