@@ -70,7 +70,8 @@ apps = false
 
 def gemini(url: str, key: str) -> Tuple[str, Optional[Tuple[Path, Callable[[Optional[str]], str]]]]:
     wanted = {"security": {"auth": {"selectedType": "gemini-api-key"}},
-              "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False}}
+              "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
+              "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}}
     path = Path.home() / ".gemini" / "settings.json"
 
     def merged(old: Optional[str]) -> str:
