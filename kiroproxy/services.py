@@ -11,8 +11,9 @@ import os
 import secrets
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .accounts.logins import Logins
 from .accounts.monitor import Adopter, Monitor
@@ -123,17 +124,40 @@ def _account_name(pool: AccountPool, account_id: str) -> str:
         return ""
 
 
+@dataclass
 class Services:
-    def __init__(self, settings: Settings, **parts: Any) -> None:
-        self.settings = settings
-        self.started_at = time.time()
-        self.listen = settings.listen  # the CLI sets the real address once the port is bound
-        for name, value in parts.items():
-            setattr(self, name, value)
-        self._closed = threading.Event()
+    """Every long-lived part of a running proxy, built once by build(); nothing rewires them later."""
+
+    settings: Settings
+    home: Path
+    admin_key: str
+    admin_key_generated: bool
+    endpoints: Endpoints
+    identity: ClientIdentity
+    sessions: Sessions
+    pool: AccountPool
+    auth: Authenticator
+    refresher: Refresher
+    client: KiroClient
+    catalog: Catalog
+    responses: ResponseStore
+    stats: Stats
+    flows: FlowStore
+    monitor: Monitor
+    relay: Relay
+    logins: Logins
+    slots: StreamSlots
+    metrics: Metrics
+    upstream_health: UpstreamHealth
+    admin_lockout: Lockout
+    keys: KeyStore
+    started_at: float = field(default_factory=time.time)
+    listen: str = ""  # the address really listened on, once start() knows it
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, **overrides: Any) -> Services:
+        """The whole graph from settings; `overrides` replace parts by name (tests inject fakes)."""
         home = ensure_home(settings.home)
         tidy(home)  # before anything opens a store: no crash leftovers, nothing readable by others
         admin_key, generated = admin_key_for(settings, home)
@@ -174,27 +198,26 @@ class Services:
         refresher.outcomes.append(metrics.refreshed)
         upstream_health = overrides.pop("upstream_health", None) or UpstreamHealth()
         request_log = RequestLog(lambda: sorted(secret_values(), key=len, reverse=True))
+        monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
+                                                            cache_seconds=settings.quota_cache_seconds)
         relay = overrides.pop("relay", None) or Relay(
             pool=pool, refresher=refresher, client=client, catalog=catalog,
             max_attempts=settings.max_attempts, backoff=settings.retry_backoff_seconds,
             keepalive=settings.keepalive_seconds, stream_start=settings.stream_start_seconds,
-            observers=[flows, metrics, upstream_health, request_log])
-        monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
-                                                            cache_seconds=settings.quota_cache_seconds)
+            observers=[flows, metrics, upstream_health, request_log],
+            on_exhausted=lambda account_id: refine_reset_date(monitor, pool, account_id))
         logins = overrides.pop("logins", None) or Logins(KiroLogin(endpoints, sessions, identity), pool,
                                                          default_region=settings.region)
         slots = overrides.pop("slots", None) or StreamSlots(settings.max_streams)
         admin_lockout = overrides.pop("admin_lockout", None) or Lockout(settings.admin_max_failures,
                                                                         settings.admin_lockout_seconds)
         keys = overrides.pop("keys", None) or KeyStore(home)
-        services = cls(settings, home=home, slots=slots, admin_lockout=admin_lockout, keys=keys, metrics=metrics,
-                       upstream_health=upstream_health, monitor=monitor, admin_key=admin_key,
-                       admin_key_generated=generated,
-                       endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth, logins=logins,
-                       refresher=refresher, client=client, catalog=catalog, relay=relay, responses=responses,
-                       stats=stats, flows=flows, **overrides)
-        relay.on_exhausted = services.refine_reset_date
-        return services
+        return cls(settings=settings, home=home, admin_key=admin_key, admin_key_generated=generated,
+                   endpoints=endpoints, identity=identity, sessions=sessions, pool=pool, auth=auth,
+                   refresher=refresher, client=client, catalog=catalog, responses=responses, stats=stats,
+                   flows=flows, metrics=metrics, upstream_health=upstream_health, monitor=monitor, relay=relay,
+                   logins=logins, slots=slots, admin_lockout=admin_lockout, keys=keys,
+                   listen=settings.listen, **overrides)
 
     def client_keys_configured(self) -> bool:
         """Whether /v1 calls must carry a client key (a stored key, or api_keys in the settings)."""
@@ -241,21 +264,12 @@ class Services:
         if self.settings.model_catalog_ttl and self.catalog.source == "builtin":
             threading.Thread(target=self.sync_models, name="kiroproxy-models", daemon=True).start()
 
-    def refine_reset_date(self, account_id: str) -> None:
-        """After a quota 402, ask Kiro when the credits come back and park the account until then."""
-        def run() -> None:
-            until = self.monitor.reset_date(account_id)
-            if until and until > time.time():
-                self.pool.park(account_id, until, self.pool.summary(account_id)["reason"] or "credits exhausted")
-
-        threading.Thread(target=run, name="kiroproxy-reset-date", daemon=True).start()
-
-    def start(self) -> None:
+    def start(self, listen: Optional[str] = None) -> None:
+        """Start the background work; `listen` is the address the server really bound."""
+        self.listen = listen or self.listen
         self.flows.start()
-        self.refresher.tasks.append(Adopter(self.pool, lambda: self.settings.scan_home_path,
-                                              identify=self.monitor.email_of).run_once)
-        self.refresher.tasks.append(self.sync_models)
-        self.refresher.start()
+        adopter = Adopter(self.pool, lambda: self.settings.scan_home_path, identify=self.monitor.email_of)
+        self.refresher.start(tasks=(adopter.run_once, self.sync_models))
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -266,3 +280,13 @@ class Services:
         self.pool.flush()
         self.sessions.close()
         log.info("state flushed to %s", self.home)
+
+
+def refine_reset_date(monitor: Monitor, pool: AccountPool, account_id: str) -> None:
+    """After a quota 402, ask Kiro when the credits come back and park the account until then."""
+    def run() -> None:
+        until = monitor.reset_date(account_id)
+        if until and until > time.time():
+            pool.park(account_id, until, pool.summary(account_id)["reason"] or "credits exhausted")
+
+    threading.Thread(target=run, name="kiroproxy-reset-date", daemon=True).start()

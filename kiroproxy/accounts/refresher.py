@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..kiro.auth import Authenticator, RefreshError
 from .account import ACTIVE, COOLDOWN, EXHAUSTED
@@ -47,7 +47,7 @@ class Refresher:
         self._thread: Optional[threading.Thread] = None
         self.listeners: list = []  # listener(account_id) after each successful refresh
         self.outcomes: List[Callable[[str], None]] = []  # told "ok", "failed" or "rejected" per refresh
-        self.tasks: list = []      # task() on every background pass (catalogue sync...)
+        self.tasks: Tuple[Callable[[], object], ...] = ()  # run on every background pass (see start)
 
     def _lock_for(self, account_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -149,9 +149,11 @@ class Refresher:
                 log.exception("account %s: background refresh failed", account_id)
         return done
 
-    def start(self) -> None:
+    def start(self, tasks: Sequence[Callable[[], object]] = ()) -> None:
+        """Start the background thread; it runs each of `tasks` first on every pass."""
         if self._thread is not None:
             return
+        self.tasks = tuple(tasks)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="kiroproxy-refresh", daemon=True)
         self._thread.start()

@@ -70,9 +70,8 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
         announce_admin_key(services.home / "admin.key", services.admin_key)
 
     def ready(bound: Any) -> None:
-        services.listen = f"{settings.host}:{bound.effective_port}"
         claim(services.home, settings.host, bound.effective_port)
-        services.start()
+        services.start(listen=f"{settings.host}:{bound.effective_port}")
         print(banner(settings, services, bound.effective_port), flush=True)
 
     def stopped() -> None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, replace
 from typing import Any, Optional, Set, Tuple
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..accounts import scan, transfer
 from ..accounts.credentials import Credentials, explicit_fields, from_token_file, mask_proxy_url, proxy_url_of
@@ -21,15 +21,11 @@ from ..config import ConfigError, read_file
 from ..errors import BadRequest, NotFound, ProxyError, RateLimited, Unauthorized
 from ..kiro.auth import RefreshError
 from ..store.jsondb import write_atomic
-from . import bodies
+from . import bodies, services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__)
-
-
-def services():
-    return current_app.extensions["kiroproxy"]
 
 
 def admin_error(error: ProxyError) -> Response:

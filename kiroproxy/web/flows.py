@@ -129,7 +129,7 @@ def status() -> Response:
     endpoints = svc.endpoints
     return jsonify({
         "version": __version__, "uptime_seconds": round(time.time() - svc.started_at, 1),
-        "listen": getattr(svc, "listen", settings.listen), "data_dir": str(svc.home),
+        "listen": svc.listen, "data_dir": str(svc.home),
         "upstream": {"kiro_api": endpoints.api_url or "https://runtime.<region>.kiro.dev (q.<region>.amazonaws.com "
                                                      "for accounts without a profile)",
                      "kiro_auth": endpoints.social_auth(), "aws_oidc": endpoints.oidc(settings.region)},

@@ -10,11 +10,11 @@ import re
 from typing import Optional
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, request
+from flask import Response, request
 
 from ..errors import Forbidden, ProxyError
 from ..exposure import is_loopback
-from . import admin, proxy
+from . import admin, proxy, services
 
 # First path segments of the client APIs; other GETs (a browser's "/", favicon) are not API calls.
 CLIENT_API_ROOTS = {"v1", "v1beta", "v1alpha", "models", "chat", "responses", "messages"}
@@ -90,11 +90,11 @@ def _allowed_origin(origin: Optional[str]) -> Optional[str]:
     if not origin or is_admin_path(request.path) or not is_client_call(request.method, request.path):
         return None
     normal = normal_origin(origin)
-    return normal if normal in current_app.extensions["kiroproxy"].settings.allowed_origins else None
+    return normal if normal in services().settings.allowed_origins else None
 
 
 def host_refusal() -> Optional[ProxyError]:
-    settings = current_app.extensions["kiroproxy"].settings
+    settings = services().settings
     header = request.environ.get("HTTP_HOST", "")
     if host_allowed(header, settings.host, settings.allowed_hosts):
         return None

@@ -2,17 +2,14 @@
 key is required when the server listens beyond loopback, as Prometheus can send a bearer token)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from .. import health, metrics
 from ..exposure import is_loopback
+from . import services
 from .admin import require_admin_key
 
 bp = Blueprint("health", __name__)
-
-
-def services():
-    return current_app.extensions["kiroproxy"]
 
 
 @bp.get("/healthz")

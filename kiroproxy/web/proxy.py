@@ -11,7 +11,7 @@ from contextlib import closing
 from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from .. import chat, tokens
 from ..errors import ProxyError, Unauthorized
@@ -19,15 +19,11 @@ from ..exchange import COMPLETED, Exchange
 from ..identity import identities, neutral
 from ..protocols import anthropic, gemini, openai, sse
 from ..redaction import safe_headers
-from . import bodies
+from . import bodies, services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("proxy", __name__)
-
-
-def services():
-    return current_app.extensions["kiroproxy"]
 
 
 # ----- shared plumbing ---------------------------------------------------------------------

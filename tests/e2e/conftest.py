@@ -44,11 +44,10 @@ class Proxy:
         self.app = create_app(self.settings, self.services)
         self.server = create_server(self.app, "127.0.0.1", 0, **connections.options(self.settings))
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.services.listen = f"127.0.0.1:{self.server.effective_port}"
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=run_until, args=(self.server, self.stopping), daemon=True)
         self.thread.start()
-        self.services.start()
+        self.services.start(listen=f"127.0.0.1:{self.server.effective_port}")
         self.http = requests.Session()
         self.http.trust_env = False
         self._on_stop: list = []
