@@ -1,5 +1,5 @@
 """Opening the flow store: replay each segment's index log, check it against the body files on
-disk, repair what a crash left behind, and migrate segments of the previous layout.
+disk and repair what a crash left behind.
 
 A flow counts only when its body file exists: an index line whose body is gone is dropped, and a
 body the index never heard of (a crash between the two writes) is indexed again from the copy of
@@ -34,22 +34,18 @@ class Loaded:
     segments: List[Segment]
     dropped: int    # index entries whose body was missing
     recovered: int  # bodies indexed again
-    migrated: int   # entries moved over from the previous layout
 
 
 def load(disk: Disk) -> Loaded:
     disk.sweep_temp_files()
     found: List[Segment] = []
-    totals = [0, 0, 0]
+    totals = [0, 0]
     for number in disk.segments():
         segment, counts = _load_segment(disk, number)
         totals = [a + b for a, b in zip(totals, counts)]
         if segment is not None:
             found.append(segment)
     loaded = Loaded(found, *totals)
-    if loaded.migrated:
-        log.info("flow store: moved %d flow(s) to the append-only index; their full-text search covers only "
-                 "the first 2000 characters of the last message and the answer", loaded.migrated)
     if loaded.dropped or loaded.recovered:
         log.warning("flow store: dropped %d index entr(ies) whose body was missing, re-indexed %d body file(s)",
                     loaded.dropped, loaded.recovered)
@@ -142,21 +138,10 @@ def replay(records: List[Dict[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Se
 
 
 def _load_segment(disk: Disk, number: int) -> Tuple[Any, Tuple[int, int, int]]:
-    legacy = disk.read_legacy(number)
-    migrated = 0
-    if disk.segment_path(number).exists():
-        records, damaged = disk.read_log(number)
-        if legacy is not None:  # migrated before a crash cut the clean-up short
-            disk.remove_legacy(number)
-        entries, deleted, adds = replay(records)
-        lines = len(records)
-    else:
-        # No log yet: a previous-layout segment to migrate, or bodies whose log was lost (each
-        # then comes back from its body file below).
-        entries = {e["id"]: e for e in (sound(_from_legacy(e)) for e in legacy or []) if e is not None}
-        deleted, adds, lines = set(), len(entries), 0
-        migrated = len(entries)
-        damaged = False
+    # No log (bodies whose log was lost) reads as empty: each flow comes back from its body below.
+    records, damaged = disk.read_log(number)
+    entries, deleted, adds = replay(records)
+    lines = len(records)
     bodies = disk.body_ids(number)
     missing = [flow_id for flow_id in entries if flow_id not in bodies]
     for flow_id in missing:
@@ -175,27 +160,16 @@ def _load_segment(disk: Disk, number: int) -> Tuple[Any, Tuple[int, int, int]]:
         recovered += 1
     ordered = sorted(entries.values(), key=lambda e: e.get("seq", 0))
     repaired = bool(damaged or missing or recovered)
-    if repaired or migrated:
+    if repaired:
         size = disk.rewrite(number, [{"add": e} for e in ordered])
         lines = len(ordered)
         adds = max(adds, len(ordered))
-        if legacy is not None:
-            disk.remove_legacy(number)
     else:
         size = disk.log_size(number)
     if not ordered and not disk.segment_path(number).exists():
         disk.remove_segment(number)
-        return None, (len(missing), recovered, migrated)
-    return Segment(number, ordered, lines, adds, size, repaired), (len(missing), recovered, migrated)
-
-
-def _from_legacy(entry: Dict[str, Any]) -> Dict[str, Any]:
-    """A previous-layout entry: its in-memory search snippet becomes a short display snippet."""
-    search = str(entry.pop("search", "") or "")
-    entry.pop("segment", None)
-    first, _, rest = search.partition("\n")  # the old search text began with the flow id
-    entry.setdefault("snippet", (rest if first == entry.get("id") else search)[:200])
-    return entry
+        return None, (len(missing), recovered)
+    return Segment(number, ordered, lines, adds, size, repaired), (len(missing), recovered)
 
 
 def _from_body(disk: Disk, number: int, flow_id: str, size: int) -> Any:
@@ -203,7 +177,7 @@ def _from_body(disk: Disk, number: int, flow_id: str, size: int) -> Any:
     flow = record.get("flow") if record else None
     if not isinstance(flow, dict) or flow.get("id") != flow_id:
         return None
-    entry = sound(_from_legacy(dict(flow)))
+    entry = sound(dict(flow))
     if entry is not None:
         entry["size"] = size
     return entry

@@ -7,9 +7,8 @@
                                       point into the search text instead of repeating it)
 
 An index write appends a few lines (fsync'd), never rewrites history; a segment is rewritten
-whole only when compacted or repaired, atomically. Body files are replaced atomically. Stores of
-the previous layout (TinyDB seg-NNNNNN.json, one-member bodies holding a "search" snippet) stay
-readable. No policy here: what to write and when is the flow store's business.
+whole only when compacted or repaired, atomically. Body files are replaced atomically. No policy
+here: what to write and when is the flow store's business.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 SEGMENT_SIZE = 100
 COMPRESSION = 5
 _CHUNK = 64 * 1024
-_SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.jsonl?$")
+_SEGMENT_FILE = re.compile(r"^seg-(\d{6})\.jsonl$")
 FLOW_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
 _BODY_SUFFIX = ".json.gz"
 
@@ -83,7 +82,6 @@ def parse_record(data: bytes, search: str = "", flow_id: str = "") -> Optional[D
         return None
     if not isinstance(record, dict):
         return None
-    record.pop("search", None)  # previous layout
     return restore(record, search)
 
 
@@ -100,9 +98,6 @@ class Disk:
 
     def segment_path(self, segment: int) -> Path:
         return self.index_dir / f"seg-{segment:06d}.jsonl"
-
-    def legacy_path(self, segment: int) -> Path:
-        return self.index_dir / f"seg-{segment:06d}.json"
 
     def body_folder(self, segment: int) -> Path:
         return self.bodies_dir / f"{segment:06d}"
@@ -129,13 +124,13 @@ class Disk:
 
     def read_parts(self, segment: int, flow_id: str) -> Optional[Tuple[str, bytes]]:
         """(search text as stored, record JSON bytes) of a body file; None when missing or
-        unreadable. A body of the previous layout has no search text: ("", its record)."""
+        unreadable."""
         try:
             with open(self.body_path(segment, flow_id), "rb") as handle:
                 first, rest = _first_member(handle)
                 rest += handle.read()
-            if not rest:  # previous layout: one member, the record itself
-                return "", first
+            if not rest:
+                raise DamagedBody("no record after the search text")
             unpacker = zlib.decompressobj(31)
             data = unpacker.decompress(rest)
             if not unpacker.eof:
@@ -159,8 +154,7 @@ class Disk:
                 first, rest = _first_member(handle)
                 if rest or handle.read(1):
                     return _decode(first).lower(), len(first)
-            record = json.loads(_decode(first))  # previous layout: the record holds a snippet
-            return str(record.get("search", "")).lower(), len(first)
+            raise DamagedBody("no record after the search text")
         except FileNotFoundError:
             return None, 0
         except (OSError, zlib.error, DamagedBody, ValueError, AttributeError) as exc:
@@ -222,11 +216,10 @@ class Disk:
         return len(data)
 
     def remove_segment(self, segment: int) -> None:
-        for path in (self.segment_path(segment), self.legacy_path(segment)):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            self.segment_path(segment).unlink()
+        except FileNotFoundError:
+            pass
         folder = self.body_folder(segment)
         try:
             folder.rmdir()  # only when empty: a folder that still holds bodies stays
@@ -264,28 +257,6 @@ class Disk:
             os.replace(path, aside)
             log.warning("flow index %s had %d damaged line(s); moved to %s and rebuilt", path.name, bad, aside.name)
         return records, bool(bad)
-
-    def read_legacy(self, segment: int) -> Optional[List[Dict[str, Any]]]:
-        """The entries of a previous-layout TinyDB segment; None when it is absent or damaged
-        (a damaged one is moved aside: its flows come back from their body files)."""
-        path = self.legacy_path(segment)
-        if not path.exists():
-            return None
-        try:
-            document = json.loads(path.read_bytes())
-            table = document["_default"]
-            return [dict(entry) for entry in table.values() if isinstance(entry, dict) and "id" in entry]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            os.replace(path, aside)
-            log.warning("flow index %s was damaged (%s); moved to %s", path.name, exc, aside.name)
-            return None
-
-    def remove_legacy(self, segment: int) -> None:
-        try:
-            self.legacy_path(segment).unlink()
-        except FileNotFoundError:
-            pass
 
     def log_size(self, segment: int) -> int:
         try:

@@ -1,8 +1,7 @@
 """Tests for the flow store on disk: caps (count, bytes at all times, age, also on an idle server),
-index writes in proportion to what changed, write order, crashes, reopening, the old layout."""
+index writes in proportion to what changed, write order, crashes, reopening."""
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import threading
@@ -342,26 +341,3 @@ def test_many_threads_finishing_at_once_lose_nothing(open_store, tmp_path):
     reopened = open_store()
     assert sorted(ids(reopened.query(ALL, limit=500))) == expected
     assert reopened.stats.summary()["all_time"]["requests"] == 200
-
-
-# ----- the previous layout -----------------------------------------------------------------------
-
-def test_a_store_of_the_previous_layout_opens_and_keeps_working(open_store, tmp_path):
-    flows = tmp_path / "flows"
-    (flows / "index").mkdir(parents=True)
-    (flows / "bodies" / "000001").mkdir(parents=True)
-    old = exchange("an old question about walruses", at=T0)
-    flow = {"id": old.id, "seq": 1, "protocol": "anthropic", "state": "completed", "received_at": T0,
-            "model": "m", "tags": [], "note": "", "bookmarked": True, "error": None, "size": 0}
-    search = f"{old.id}\nan old question about walruses\nthe answer"
-    body = {"flow": flow, "search": search, "request": {"body": {"q": "walruses"}}, "response": {"text": "old"}}
-    (flows / "bodies" / "000001" / f"{old.id}.json.gz").write_bytes(gzip.compress(json.dumps(body).encode()))
-    (flows / "index" / "seg-000001.json").write_text(json.dumps({"_default": {"1": {**flow, "search": search}}}))
-    store = open_store()
-    assert ids(store.query(ALL)) == [old.id] and store.query(ALL)["flows"][0]["snippet"].startswith("an old")
-    assert store.get(old.id)["request"] == {"body": {"q": "walruses"}}
-    assert ids(store.query(Filter(q="WALRUSES"))) == [old.id]
-    (new,) = add(store, 1, start=T0 + 10)
-    store.flush()
-    assert store.get(new.id)["seq"] == 2 and store.counts()["bytes"] == on_disk(tmp_path)
-    assert not (flows / "index" / "seg-000001.json").exists()

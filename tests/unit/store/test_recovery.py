@@ -1,4 +1,4 @@
-"""Tests for store.recovery: replaying index logs, reconciling them with body files, migrating the old layout."""
+"""Tests for store.recovery: replaying index logs and reconciling them with body files."""
 from __future__ import annotations
 
 import gzip
@@ -58,7 +58,7 @@ def test_an_intact_store_loads_without_repair(disk):
     first = result.segments[0]
     assert [e["size"] for e in first.entries] == sizes[:2] and first.entries[1]["bookmarked"] is True
     assert first.size == disk.log_size(1)
-    assert (result.dropped, result.recovered, result.migrated) == (0, 0, 0)
+    assert (result.dropped, result.recovered) == (0, 0)
 
 
 def test_an_entry_whose_body_is_missing_is_dropped_and_the_log_rewritten(disk, caplog):
@@ -131,48 +131,3 @@ def test_temp_files_are_swept(disk):
     assert not temp.exists()
 
 
-# ----- the previous layout -----------------------------------------------------------------------
-
-def old_store(disk: Disk) -> None:
-    """Two flows as the previous version stored them: a TinyDB segment and one-member bodies."""
-    table = {}
-    for n in (1, 2):
-        flow = entry(n, size=0, bookmarked=n == 2)
-        body = {"flow": flow, "search": f"{fid(n)}\nold question {n}\nold answer", "request": {"body": n},
-                "response": {"text": "old answer"}}
-        folder = disk.bodies_dir / "000001"
-        folder.mkdir(exist_ok=True)
-        (folder / f"{fid(n)}.json.gz").write_bytes(gzip.compress(json.dumps(body).encode()))
-        table[str(n)] = {**flow, "search": body["search"], "segment": 1}
-    disk.legacy_path(1).write_text(json.dumps({"_default": table}))
-
-
-def test_an_old_layout_segment_is_migrated(disk, caplog):
-    old_store(disk)
-    with caplog.at_level(logging.INFO):
-        result = recovery.load(disk)
-    assert result.migrated == 2 and "moved 2 flow(s)" in caplog.text
-    (segment,) = result.segments
-    assert [e["id"] for e in segment.entries] == [fid(1), fid(2)]
-    assert segment.entries[0]["snippet"] == "old question 1\nold answer"
-    assert "search" not in segment.entries[0] and "segment" not in segment.entries[0]
-    assert segment.entries[1]["bookmarked"] is True and segment.entries[0]["size"] > 0
-    assert not disk.legacy_path(1).exists() and disk.segment_path(1).exists()
-    assert loaded(disk) == [(1, [fid(1), fid(2)], False)]
-
-
-def test_a_migration_cut_short_by_a_crash_finishes(disk):
-    old_store(disk)
-    old = disk.legacy_path(1).read_bytes()
-    recovery.load(disk)
-    disk.legacy_path(1).write_bytes(old)  # as if the crash hit after the new log, before the old file went
-    disk.append(1, [{"set": fid(1), "note": "made after the migration"}])
-    result = recovery.load(disk)
-    assert [e.get("note") for e in result.segments[0].entries] == ["made after the migration", None]
-    assert not disk.legacy_path(1).exists() and not list(disk.index_dir.glob("*.corrupt-*"))
-
-
-def test_a_damaged_old_segment_comes_back_from_its_bodies(disk):
-    old_store(disk)
-    disk.legacy_path(1).write_text("{half")
-    assert loaded(disk) == [(1, [fid(1), fid(2)], True)]

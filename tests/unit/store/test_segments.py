@@ -1,4 +1,4 @@
-"""Tests for store.segments: body files (search text + record), append-only index logs, the old layout."""
+"""Tests for store.segments: body files (search text + record) and append-only index logs."""
 from __future__ import annotations
 
 import errno
@@ -106,15 +106,6 @@ def test_unreadable_body_reads_as_none(disk, damage):
     assert disk.read_record(1, fid(1)) is None
 
 
-def test_a_body_of_the_previous_layout_is_read(disk):
-    old = {"flow": entry(1), "search": "id\nThe Old Snippet", "request": {"body": "b"}, "response": None}
-    folder = disk.bodies_dir / "000001"
-    folder.mkdir()
-    (folder / f"{fid(1)}.json.gz").write_bytes(gzip.compress(json.dumps(old).encode()))
-    assert disk.read_record(1, fid(1)) == {"flow": entry(1), "request": {"body": "b"}, "response": None}
-    assert disk.read_search(1, fid(1))[0] == "id\nthe old snippet"
-
-
 @pytest.mark.parametrize("bad", ["../../../etc/passwd", "..", "", "ABCDEF" + fid(1)[6:], fid(1)[:-1], fid(1) + "0",
                                  f"{fid(1)[:-1]}/", "g" * 32, f"{fid(1)}\n"])
 def test_non_hex_flow_ids_are_rejected(disk, bad):
@@ -215,27 +206,14 @@ def test_a_missing_log_reads_as_empty(disk):
     assert disk.read_log(4) == ([], False)
 
 
-def test_read_legacy_reads_a_tinydb_segment(disk):
-    disk.legacy_path(2).write_text(json.dumps({"_default": {"1": entry(1), "2": entry(2), "3": "junk"}}))
-    assert disk.read_legacy(2) == [entry(1), entry(2)]
-    assert disk.read_legacy(3) is None
-
-
-@pytest.mark.parametrize("content", ["{half", "[1, 2]", '{"other": {}}'])
-def test_a_damaged_legacy_segment_is_moved_aside(disk, content):
-    disk.legacy_path(2).write_text(content)
-    assert disk.read_legacy(2) is None
-    assert list(disk.index_dir.glob("seg-000002.json.corrupt-*")) and not disk.legacy_path(2).exists()
-
-
-def test_segments_lists_logs_legacy_files_and_body_folders(disk):
+def test_segments_lists_logs_and_body_folders(disk):
     disk.append(2, [{"add": entry(1)}])
-    disk.legacy_path(4).write_text("{}")
+    (disk.index_dir / "seg-000004.json").write_text("{}")  # not a segment log
     disk.write_body(5, fid(2), b"x")
     (disk.index_dir / "notes.txt").write_text("x")
     (disk.index_dir / "seg-000003.jsonl.corrupt-1").write_text("x")
     (disk.bodies_dir / "stray").mkdir()
-    assert disk.segments() == [2, 4, 5]
+    assert disk.segments() == [2, 5]
 
 
 def test_size_counts_every_file(disk):
