@@ -10,6 +10,7 @@ import pytest
 from tests import factories
 
 from .commands import kiroproxy
+from .conftest import wait_for
 from .test_server_process import Process
 
 
@@ -61,7 +62,8 @@ def test_the_first_start_banner_says_what_to_do_next(tmp_path, fake):
     home.mkdir()
     proc = Process(home, fake.url)
     try:
-        text = "".join(proc.lines)
+        # The banner's lines arrive one by one after "listening on": wait for its last one.
+        text = wait_for(lambda: (lambda t: t if "Connect a client" in t else None)("".join(proc.lines)))
         assert "0 account(s)" in text and "No Kiro account yet" in text
         assert "kiroproxy login builder-id" in text and "kiroproxy accounts scan --add" in text
         assert "kiroproxy client claude" in text
@@ -70,7 +72,7 @@ def test_the_first_start_banner_says_what_to_do_next(tmp_path, fake):
         assert proc.stop() == 0
     again = Process(home, fake.url)
     try:
-        text = "".join(again.lines)
+        text = wait_for(lambda: (lambda t: t if "Connect a client" in t else None)("".join(again.lines)))
         assert "1 account(s)" in text and "No Kiro account yet" not in text
     finally:
         assert again.stop() == 0
