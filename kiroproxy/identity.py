@@ -9,7 +9,9 @@ import re
 from typing import Iterable, Mapping, Tuple
 
 HIDDEN = "[account identity]"
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# The look-behind starts a match only where a run of address characters starts, so a long run
+# without "@" is scanned once instead of once per position (a 20 KB model name took 0.3 s).
+EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 ARN = re.compile(r"\barn:aws[a-z\-]*:[^\s\"',;)\]}]+")
 # "User ID (d-90671a2b3c.4f5e...)", "userId: 1234abcd": an id after the words, with a digit in it.
 USER_ID = re.compile(r"(?i)(\buser[\s_-]*id\b[\s:=(\"'#]*)(?=[A-Za-z._\-]*\d)[A-Za-z0-9._\-]{6,}")

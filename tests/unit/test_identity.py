@@ -19,3 +19,11 @@ def test_known_names_become_labels_and_other_identities_are_hidden():
 def test_ordinary_text_is_unchanged():
     text = "Your User ID temporarily is suspended. Every Kiro account is rate limited; G is a letter"
     assert neutral(text, identities([{"id": "x", "name": "G"}])) == text
+
+
+def test_long_runs_of_address_characters_keep_their_meaning():
+    # A match starts only where a run of address characters starts: a whole run ending in an
+    # address is hidden as one, and a long run without "@" is left as it is.
+    run = "x" * 5000
+    assert neutral(f"model {run} is unknown") == f"model {run} is unknown"
+    assert neutral(f"from {run}.joe@example.com today") == f"from {HIDDEN} today"
