@@ -36,10 +36,14 @@ def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key.replace(" ", "")))
 
 
+def ordered(known: Iterable[str]) -> list:
+    """The known secrets redact_text() should mask: usable ones only, longest first."""
+    return sorted(_usable(known), key=len, reverse=True)
+
+
 def redact(value: Any, known: Iterable[str] = ()) -> Any:
     """A copy of `value` (JSON-like) with secrets masked. `known`: exact secret strings to mask."""
-    secrets = sorted((s for s in known if s and len(s) >= MIN_SECRET), key=len, reverse=True)
-    return _walk(value, secrets)
+    return _walk(value, ordered(known))
 
 
 def _walk(value: Any, secrets: list) -> Any:
@@ -89,7 +93,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.key = _usable(secrets)
-        self.secrets: Tuple[str, ...] = tuple(sorted(self.key, key=len, reverse=True))
+        self.secrets: Tuple[str, ...] = tuple(ordered(self.key))
         self._utf8 = tuple(s.encode("utf-8", "surrogatepass") for s in self.secrets)
         # A string's JSON form escapes each character on its own, so a secret occurs inside a JSON
         # string exactly when its own escaped form occurs in the document's bytes.

@@ -32,6 +32,7 @@ from .kiro.warm import WarmConnections
 from .lockout import Lockout
 from .metrics import Metrics
 from .protocols import gemini, openai
+from .redaction import ordered
 from .relay import Relay
 from .requestlog import RequestLog
 from .store.flows import FlowStore
@@ -197,7 +198,7 @@ class Services:
         metrics = overrides.pop("metrics", None) or Metrics(pool.counts, flows.counts)
         refresher.outcomes.append(metrics.refreshed)
         upstream_health = overrides.pop("upstream_health", None) or UpstreamHealth()
-        request_log = RequestLog(lambda: sorted(secret_values(), key=len, reverse=True))
+        request_log = RequestLog(lambda: ordered(secret_values()))
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,
                                                             cache_seconds=settings.quota_cache_seconds)
         relay = overrides.pop("relay", None) or Relay(
