@@ -168,8 +168,6 @@ class Services:
             enabled=settings.warm_connections, connect_timeout=settings.connect_timeout))
         pool = overrides.pop("pool", None) or _pool(settings, home)
         auth = overrides.pop("auth", None) or Authenticator(endpoints, sessions, identity)
-        refresher = overrides.pop("refresher", None) or Refresher(
-            pool, auth, margin=settings.refresh_margin_seconds, interval=settings.refresh_interval_seconds)
         client = overrides.pop("client", None) or KiroClient(
             endpoints, sessions, identity, connect_timeout=settings.connect_timeout,
             first_event_timeout=settings.first_event_timeout, read_timeout=settings.read_timeout,
@@ -196,7 +194,9 @@ class Services:
             secrets=secret_values,
             account_name=lambda account_id: _account_name(pool, account_id))
         metrics = overrides.pop("metrics", None) or Metrics(pool.counts, flows.counts)
-        refresher.outcomes.append(metrics.refreshed)
+        refresher = overrides.pop("refresher", None) or Refresher(
+            pool, auth, margin=settings.refresh_margin_seconds, interval=settings.refresh_interval_seconds,
+            outcomes=[metrics.refreshed])
         upstream_health = overrides.pop("upstream_health", None) or UpstreamHealth()
         request_log = RequestLog(lambda: ordered(secret_values()))
         monitor = overrides.pop("monitor", None) or Monitor(pool, refresher, client,

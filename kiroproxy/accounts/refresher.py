@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..kiro.auth import Authenticator, RefreshError
 from .account import ACTIVE, COOLDOWN, EXHAUSTED
@@ -31,7 +31,9 @@ def failure_text(exc: RefreshError) -> str:
 class Refresher:
     def __init__(self, pool: AccountPool, auth: Authenticator, *, margin: float = 600.0,
                  interval: float = 60.0, clock: Callable[[], float] = time.time,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None,
+                 listeners: Sequence[Callable[[str], None]] = (),
+                 outcomes: Sequence[Callable[[str], None]] = ()) -> None:
         self.pool = pool
         self.auth = auth
         self.margin = margin
@@ -45,8 +47,8 @@ class Refresher:
         self._failures: Dict[str, int] = defaultdict(int)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.listeners: list = []  # listener(account_id) after each successful refresh
-        self.outcomes: List[Callable[[str], None]] = []  # told "ok", "failed" or "rejected" per refresh
+        self.listeners = tuple(listeners)  # listener(account_id) after each successful refresh
+        self.outcomes = tuple(outcomes)  # told "ok", "failed" or "rejected" per refresh
         self.tasks: Tuple[Callable[[], object], ...] = ()  # run on every background pass (see start)
 
     def _lock_for(self, account_id: str) -> threading.Lock:

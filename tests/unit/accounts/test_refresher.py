@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from typing import Optional
+from typing import Callable, Optional, Sequence
 from urllib.parse import parse_qs
 
 import pytest
@@ -59,7 +59,8 @@ def social_answer(access: str = "new-access", refresh: Optional[str] = None, exp
 class Setup:
     """A pool, an authenticator and a refresher sharing one fake clock."""
 
-    def __init__(self, *accounts: Credentials, pool: Optional[AccountPool] = None, margin: float = 600.0) -> None:
+    def __init__(self, *accounts: Credentials, pool: Optional[AccountPool] = None, margin: float = 600.0,
+                 listeners: Sequence[Callable[[str], None]] = ()) -> None:
         self.clock = FakeClock()
         self.pool = pool or AccountPool(clock=self.clock)
         self.pool.clock = self.clock
@@ -67,7 +68,7 @@ class Setup:
             self.pool.add(creds)
         self.auth = Authenticator(Endpoints(), Sessions(), ClientIdentity(), clock=self.clock)
         self.refresher = Refresher(self.pool, self.auth, margin=margin, interval=60.0, clock=self.clock,
-                                   rng=random.Random(7))
+                                   rng=random.Random(7), listeners=listeners)
 
 
 @pytest.fixture
@@ -331,9 +332,8 @@ def test_accounts_refresh_independently(mock):
 
 
 def test_listeners_hear_about_refreshes(mock):
-    setup = Setup(account("a", expires_in=-1))
     heard = []
-    setup.refresher.listeners.append(heard.append)
+    setup = Setup(account("a", expires_in=-1), listeners=[heard.append])
     mock.add(responses.POST, SOCIAL_URL, json=social_answer())
     setup.refresher.ensure_fresh("a")
     assert heard == ["a"]
@@ -408,9 +408,8 @@ def test_run_once_permanent_failure_takes_the_account_out(mock):
 
 
 def test_background_thread_refreshes_and_stops(mock):
-    setup = Setup(account("a", expires_in=100))
     done = threading.Event()
-    setup.refresher.listeners.append(lambda account_id: done.set())
+    setup = Setup(account("a", expires_in=100), listeners=[lambda account_id: done.set()])
     mock.add(responses.POST, SOCIAL_URL, json=social_answer())
     setup.refresher.start()
     try:
@@ -422,9 +421,8 @@ def test_background_thread_refreshes_and_stops(mock):
 
 
 def test_wake_runs_a_pass_now(mock):
-    setup = Setup(account("a", expires_in=100))
     done = threading.Event()
-    setup.refresher.listeners.append(lambda account_id: done.set())
+    setup = Setup(account("a", expires_in=100), listeners=[lambda account_id: done.set()])
     mock.add(responses.POST, SOCIAL_URL, json=social_answer())
     setup.refresher.wake()
     assert done.wait(10)
