@@ -15,8 +15,6 @@ from .errors import BadRequest
 
 _SPACE = re.compile(r"\s")
 
-# ----- request -------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Text:
@@ -115,8 +113,6 @@ class ChatRequest:
     def with_messages(self, messages: Tuple[Message, ...]) -> ChatRequest:
         return replace(self, messages=messages)
 
-
-# ----- stream events -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -217,8 +213,6 @@ class Stream:
             if self._on_close is not None:
                 self._on_close()
 
-
-# ----- collected reply -----------------------------------------------------------------------
 
 
 @dataclass

@@ -46,8 +46,6 @@ class Counter:
         return self.measure(text) if text else 0
 
 
-# ----- the estimate --------------------------------------------------------------------------
-
 # cl100k cuts text into words (each with its leading space), numbers, punctuation runs and line
 # breaks before merging bytes, so the estimate counts those pieces plus non-ASCII characters by
 # their UTF-8 length. Only translate() and bytes.count() touch the text, each one C-speed pass:
@@ -101,8 +99,6 @@ def estimate(text: str) -> int:
 def _estimate_counter() -> Counter:
     return Counter("estimate", estimate)
 
-
-# ----- loading -------------------------------------------------------------------------------
 
 
 def _load_tiktoken() -> Counter:
@@ -176,8 +172,6 @@ def count_output(text: str) -> int:
     return counter().count(text)
 
 
-# ----- whole requests ------------------------------------------------------------------------
-
 
 def count_request(req: chat.ChatRequest) -> int:
     """Input tokens of a whole request: text joined and counted once, plus fixed overheads and
@@ -216,8 +210,6 @@ def _collect_parts(parts: Tuple[chat.Part, ...], texts: List[str]) -> int:
 def _compact(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
-
-# ----- images --------------------------------------------------------------------------------
 
 
 def image_tokens(image: chat.Image) -> int:

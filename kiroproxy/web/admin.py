@@ -108,8 +108,6 @@ def added(pool: AccountPool, creds: Credentials, explicit: Set[str]) -> Response
     return response
 
 
-# ----- accounts ----------------------------------------------------------------------------
-
 
 @bp.get("/accounts")
 def list_accounts() -> Response:
@@ -211,8 +209,6 @@ def quota() -> Response:
     return jsonify(services().monitor.quota())
 
 
-# ----- token files -------------------------------------------------------------------------
-
 
 @bp.get("/token/scan")
 def token_scan() -> Response:
@@ -257,8 +253,6 @@ def add_from_scan() -> Response:
 def refresh_check() -> Response:
     return jsonify({"accounts": services().monitor.refresh_check()})
 
-
-# ----- configuration -----------------------------------------------------------------------
 
 
 def _settings_file() -> dict:
