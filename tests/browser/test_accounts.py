@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
+from tests import factories
+
 pytestmark = pytest.mark.browser
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -49,8 +51,17 @@ def test_states_reasons_quota_and_an_account_name_that_is_markup(page, proxy, fa
     assert "Quota not checked while suspended" in card_text(page, "gamma")
     assert "disabled by hand" in card_text(page, XSS)  # the name shows as text
     assert page.all("main img") == []
+    assert "0 requests · 0 errors" in card_text(page, "alpha")
     page.screenshot("accounts")
     assert page.console_errors() == []
+
+    # alpha is the only account that serves: one request makes its count singular
+    answer = proxy.http.post(proxy.url + "/v1/messages", headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+                             json=factories.anthropic_body("hello"), timeout=30)
+    assert answer.status_code == 200, answer.text
+    page.go("#/flows")
+    page.go("#/accounts")
+    page.wait(lambda d: "1 request · 0 errors" in card_text(page, "alpha"))
 
     # one main action per state: Restore for the cooling account, Enable for the disabled one
     card(page, "beta").find_element(By.XPATH, ".//button[text()='Restore']").click()

@@ -43,6 +43,9 @@ export function clear(el, ...children) {
 export const num = (n, digits = 0) =>
   n === null || n === undefined ? '–' : Number(n).toLocaleString('en', {maximumFractionDigits: digits});
 
+/** "1 request", "2 requests", "– requests" when unknown. */
+export const count = (n, noun) => `${num(n)} ${noun}${n === 1 ? '' : 's'}`;
+
 export function ms(value) {
   if (value === null || value === undefined) return '–';
   return value >= 1000 ? `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)} s` : `${Math.round(value)} ms`;

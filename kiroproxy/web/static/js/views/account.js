@@ -1,7 +1,7 @@
 // One account: every field, rename and proxy, the live usage breakdown, its recent flows.
 
 import {api} from '../api.js';
-import {ago, badge, card, clear, dl, h, iso, ms, num, toast, when} from '../dom.js';
+import {ago, badge, card, clear, count, dl, h, iso, ms, num, toast, when} from '../dom.js';
 import {S, authLabel} from '../strings.js';
 import {actions, quotaBar} from './accounts.js';
 import {flowRow} from './flows.js';
@@ -20,7 +20,7 @@ export async function render(main, ctx) {
       a.start_url && ['Start URL', a.start_url], a.profile_arn && ['Profile', a.profile_arn],
       ['Token expires', a.token_expires_at ? `${when(a.token_expires_at)} (${iso(a.token_expires_at)})` : '–'],
       a.cooldown_until && ['Cooldown until', when(a.cooldown_until)], a.exhausted_until && ['Exhausted until', when(a.exhausted_until)],
-      ['Requests', `${num(a.requests)} (${num(a.errors)} errors, ${a.in_flight} in flight)`], ['Last used', ago(a.last_used)],
+      ['Requests', `${num(a.requests)} (${count(a.errors, 'error')}, ${a.in_flight} in flight)`], ['Last used', ago(a.last_used)],
       a.last_error && ['Last error', a.last_error], ['Source file', a.source_path || '–'], ['Proxy', a.proxy_url || 'none'],
       ['Added', when(a.created_at)]]),
     actions(a, usageSlot, (updated) => { if (updated) facts.reload(true); else ctx.go('#/accounts'); }), usageSlot);

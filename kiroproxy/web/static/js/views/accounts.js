@@ -2,7 +2,7 @@
 // main action per state. The quota of every account comes from the server's short cache.
 
 import {api} from '../api.js';
-import {act, ago, ask, badge, card, clear, countdown, empty, h, num, toast, when} from '../dom.js';
+import {act, ago, ask, badge, card, clear, count, countdown, empty, h, num, toast, when} from '../dom.js';
 import {S, authLabel} from '../strings.js';
 
 const FILTERS = [['all', 'All'], ['attention', 'Needs attention'], ['active', 'Active'], ['cooldown', 'Cooling'], ['off', 'Off']];
@@ -137,7 +137,7 @@ export function accountCard(a, ctx, reloadAll) {
     h('div', {class: 'chipline'}, badge(a.state, S.states[a.state] + (a.reason && a.state !== 'disabled' ? `: ${a.reason}` : '')),
       h('span', {class: 'badge'}, authLabel(a)), a.proxy_url ? h('span', {class: 'badge'}, `via ${a.proxy_url}`) : null),
     stateLine(a, reloadAll), quotaSlot, tokenLine(a),
-    h('p', {class: 'note'}, `${num(a.requests)} requests · ${num(a.errors)} errors · last used ${ago(a.last_used)}`),
+    h('p', {class: 'note'}, `${count(a.requests, 'request')} · ${count(a.errors, 'error')} · last used ${ago(a.last_used)}`),
     a.last_error && a.state !== 'active' ? h('p', {class: 'small error'}, a.last_error) : null,
     actions(a, quotaSlot, (updated) => {
       if (!updated) { el.remove(); return; }

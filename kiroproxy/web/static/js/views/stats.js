@@ -2,7 +2,7 @@
 
 import {api} from '../api.js';
 import {share, stacked, table, withTable} from '../charts.js';
-import {card, clear, dl, empty, h, ms, num} from '../dom.js';
+import {card, clear, count, dl, empty, h, ms, num} from '../dom.js';
 
 const hourLabel = (epoch) => new Date(epoch * 1000).toLocaleTimeString('en-GB', {hour: '2-digit', minute: '2-digit'});
 
@@ -19,9 +19,9 @@ export async function render(main, ctx) {
     section('Totals', ({totals, detail}) => {
       const all = totals.all_time || {}, since = totals.since_start || {}, day = detail.latency_24h || {};
       return dl([['Requests (24 h)', num(day.requests)], ['Error rate (24 h)', `${((day.error_rate || 0) * 100).toFixed(1)} %`],
-        ['Requests (all time)', `${num(all.requests)} · ${num(all.errors)} errors`],
+        ['Requests (all time)', `${num(all.requests)} · ${count(all.errors, 'error')}`],
         ['Tokens (all time)', `${num(all.input_tokens)} in · ${num(all.output_tokens)} out`],
-        ['Since this start', `${num(since.requests)} requests · ${num(since.errors)} errors`]]);
+        ['Since this start', `${count(since.requests, 'request')} · ${count(since.errors, 'error')}`]]);
     }),
     section('Requests per hour', ({detail}) => {
       const hours = detail.hourly || [];
