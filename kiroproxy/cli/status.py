@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ..config import Settings
 from . import options
@@ -55,9 +55,16 @@ def run_status(settings: Settings, args: argparse.Namespace) -> int:
         f"kiroproxy {status.get('version')} at {api.url}, up {duration(status.get('uptime_seconds') or 0)}",
         f"data directory: {status.get('data_dir')}",
         f"accounts: {sum(accounts.values())} ({states})",
-        f"in flight: {status.get('in_flight', 0)} request(s)",
+        f"in flight: {status.get('in_flight', 0)} request(s)" + slots(status.get("streams")),
         f"today (UTC): {counts['requests']} request(s), {counts['errors']} error(s), "
         f"{counts['input_tokens']} input / {counts['output_tokens']} output tokens",
         f"token counter: {status.get('tokenizer')}",
     ]))
     return 0
+
+
+def slots(streams: Optional[dict]) -> str:
+    """", 3 of 64 chat slots taken" (max_streams); empty for a server too old to report it."""
+    if not streams:
+        return ""
+    return f", {streams['open']} of {streams['max']} chat slots taken (max_streams)"

@@ -134,6 +134,7 @@ def status() -> Response:
                                                      "for accounts without a profile)",
                      "kiro_auth": endpoints.social_auth(), "aws_oidc": endpoints.oidc(settings.region)},
         "accounts": svc.pool.counts(), "in_flight": store["in_flight"],
+        "streams": {"open": svc.slots.in_use, "max": svc.slots.limit},  # chat requests holding a slot
         "store": {"flows": store["flows"], "bytes": store["bytes"], "segments": store["segments"],
                   "queued_writes": store["queued"], "responses": len(svc.responses),
                   "backlog_bytes": store["backlog_bytes"], "backlog_max_bytes": store["backlog_max_bytes"],

@@ -70,6 +70,7 @@ def test_60_open_streams_leave_the_admin_api_and_models_answering(make_proxy, fa
         counted, _ = timed(lambda: proxy.http.post(proxy.url + "/v1/messages/count_tokens", headers=ANTHROPIC,
                                                    json=factories.anthropic_body(), timeout=5))
         assert (status.status_code, models.status_code, counted.status_code) == (200, 200, 200)
+        assert status.json()["streams"] == {"open": 60, "max": 64}
         # Generous bounds for a loaded CI machine; the old single pool answered after the streams.
         assert status_seconds < 3 and models_seconds < 3, (status_seconds, models_seconds)
     finally:

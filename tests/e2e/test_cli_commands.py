@@ -74,6 +74,7 @@ def test_accounts_status_logs_and_flows_through_the_running_server(tmp_path, fak
         requests.post(proc.url + "/v1/messages", json=factories.anthropic_body(model="llama-3-70b"), timeout=30)
         status = ok(kiroproxy(home, fake.url, "status"))
         assert proc.url in status and "accounts: 1 (1 active)" in status
+        assert "in flight: 0 request(s), 0 of 64 chat slots taken (max_streams)" in status
         assert "today (UTC): 2 request(s), 1 error(s)" in wait_for(
             lambda: (lambda s: s if "2 request(s)" in s else None)(ok(kiroproxy(home, fake.url, "status"))))
         logs = ok(kiroproxy(home, fake.url, "logs"))
