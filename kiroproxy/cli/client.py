@@ -1,6 +1,8 @@
 """`client claude | codex | gemini | cline | continue [--write] [--key KEY]`: the exact settings
 that connect a client to this server (its address from server.json, else the configured one).
---write writes the client's config file where one exists, keeping the previous file as .bak."""
+--write writes the client's config file where one exists (Claude Code's settings.json env, Codex's
+config.toml, Gemini CLI's settings.json, Continue's config.yaml), keeping the previous file as .bak;
+JSON settings are merged, their other keys kept. Cline is set up by its own command."""
 from __future__ import annotations
 
 import argparse
@@ -40,8 +42,14 @@ def server_url(settings: Settings, given: Optional[str]) -> str:
 
 
 def claude(url: str, key: str) -> Tuple[str, Optional[Tuple[Path, Callable[[Optional[str]], str]]]]:
-    return (f"ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key} \\\n"
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 claude"), None
+    # ANTHROPIC_AUTH_TOKEN (sent as a Bearer header) rather than ANTHROPIC_API_KEY: Claude Code asks
+    # once, interactively, whether to trust an API key found in its settings.
+    env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_AUTH_TOKEN": key, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    path = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude") / "settings.json"
+    text = (f"ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={key} \\\n"
+            f"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 claude\n"
+            f"# or, with --write, in {path}:\n{json.dumps({'env': env})}\n# then:\nclaude")
+    return text, (path, lambda old: merge_json(path, old, {"env": env}))
 
 
 def codex(url: str, key: str) -> Tuple[str, Optional[Tuple[Path, Callable[[Optional[str]], str]]]]:
@@ -74,18 +82,23 @@ def gemini(url: str, key: str) -> Tuple[str, Optional[Tuple[Path, Callable[[Opti
               "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}}
     path = Path.home() / ".gemini" / "settings.json"
 
-    def merged(old: Optional[str]) -> str:
-        data: Dict[str, Any] = json.loads(old) if old and old.strip() else {}
-        if not isinstance(data, dict):
-            raise ProxyError(f"{path} does not hold a JSON object; not touching it")
-        for section, values in wanted.items():
-            current = data.get(section) if isinstance(data.get(section), dict) else {}
-            data[section] = _deep(current, values)
-        return json.dumps(data, indent=2) + "\n"
-
     text = (f"# {path}\n{json.dumps(wanted)}\n# then:\n"
             f"GEMINI_API_KEY={key} GOOGLE_GEMINI_BASE_URL={url} gemini")
-    return text, (path, merged)
+    return text, (path, lambda old: merge_json(path, old, wanted))
+
+
+def merge_json(path: Path, old: Optional[str], wanted: Dict[str, Any]) -> str:
+    """`old` (a JSON settings file's text, or None) with `wanted`'s sections merged in, keys kept."""
+    try:
+        data: Any = json.loads(old) if old and old.strip() else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ProxyError(f"{path} does not hold a JSON object; not touching it")
+    for section, values in wanted.items():
+        current = data.get(section) if isinstance(data.get(section), dict) else {}
+        data[section] = _deep(current, values)
+    return json.dumps(data, indent=2) + "\n"
 
 
 def _deep(current: Dict[str, Any], values: Dict[str, Any]) -> Dict[str, Any]:
@@ -130,11 +143,11 @@ def run_client(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if config is None:
         raise ProxyError(f"{args.name} is set up from the command line, not a file; run:\n{text}")
-    if key == NEEDS_KEY and args.name == "continue":
-        raise ProxyError("this server needs a client key: pass --key (create one with `kiroproxy keys create`)")
     path, render = config
     old = path.read_text(encoding="utf-8") if path.exists() else None
     new = render(old)
+    if NEEDS_KEY in new:
+        raise ProxyError("this server needs a client key: pass --key (create one with `kiroproxy keys create`)")
     if old is not None:
         backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
         backup.write_text(old, encoding="utf-8")

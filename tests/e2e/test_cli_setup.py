@@ -33,14 +33,14 @@ def server(tmp_path, fake):
 def test_client_prints_each_clients_settings_with_this_servers_address(server, fake):
     home = server.data.parent
     claude = ok(kiroproxy(home, fake.url, "client", "claude"))
-    assert f"ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=sk-anything" in claude
+    assert f"ANTHROPIC_BASE_URL={server.url} ANTHROPIC_AUTH_TOKEN=sk-anything" in claude
     assert f'base_url = "{server.url}/v1"' in ok(kiroproxy(home, fake.url, "client", "codex"))
     assert f"GOOGLE_GEMINI_BASE_URL={server.url} gemini" in ok(kiroproxy(home, fake.url, "client", "gemini"))
     assert f"-b {server.url}/v1" in ok(kiroproxy(home, fake.url, "client", "cline"))
     assert f"apiBase: {server.url}/v1" in ok(kiroproxy(home, fake.url, "client", "continue"))
     ok(kiroproxy(home, fake.url, "keys", "create", "--name", "c"))  # now keys are required
     assert "kiroproxy keys create" in ok(kiroproxy(home, fake.url, "client", "claude"))
-    assert "ANTHROPIC_API_KEY=sk-kp-mine" in ok(kiroproxy(home, fake.url, "client", "claude", "--key", "sk-kp-mine"))
+    assert "ANTHROPIC_AUTH_TOKEN=sk-kp-mine" in ok(kiroproxy(home, fake.url, "client", "claude", "--key", "sk-kp-mine"))
 
 
 def test_client_write_keeps_a_backup_and_merges_gemini_settings(server, fake):
@@ -63,8 +63,14 @@ def test_client_write_keeps_a_backup_and_merges_gemini_settings(server, fake):
     continue_file = home / ".continue" / "config.yaml"
     ok(kiroproxy(home, fake.url, "client", "continue", "--write"))
     assert f"apiBase: {server.url}/v1" in continue_file.read_text()
-    refused = kiroproxy(home, fake.url, "client", "claude", "--write")
-    assert refused.returncode == 1 and "ANTHROPIC_BASE_URL" in refused.stderr
+    refused = kiroproxy(home, fake.url, "client", "cline", "--write")
+    assert refused.returncode == 1 and f"-b {server.url}/v1" in refused.stderr
+    claude = home / ".claude" / "settings.json"
+    claude.parent.mkdir()
+    claude.write_text("[1, 2")  # not a JSON object: left as it is
+    damaged = kiroproxy(home, fake.url, "client", "claude", "--write")
+    assert damaged.returncode == 1 and "not touching it" in damaged.stderr and "Traceback" not in damaged.stderr
+    assert claude.read_text() == "[1, 2" and list(claude.parent.glob("*.bak")) == []
 
 
 def test_doctor_all_good_then_failures_with_fixes(server, fake):

@@ -1,7 +1,9 @@
-"""What `kiroproxy client … --write` writes really connects the client: the real Codex CLI and
-Gemini CLI (pinned, from npm) answer through a server started by the command line, carrying a
-client key made by `kiroproxy keys create`."""
+"""What `kiroproxy client … --write` writes really connects the client: the real Claude Code,
+Codex CLI and Gemini CLI (pinned, from npm) answer through a server started by the command line,
+carrying a client key made by `kiroproxy keys create`."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -57,5 +59,31 @@ def test_gemini_with_the_written_settings(tmp_path, fake):
                                  realclients.work_dir(tmp_path), timeout=90)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "gemini through the written settings" in result.stdout
+    finally:
+        assert proc.stop() == 0
+
+
+def test_claude_code_with_the_written_settings(tmp_path, fake):
+    binary = realclients.require("claude")
+    proc, home, key = server_with_key(tmp_path, fake)
+    settings = home / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"model": "sonnet", "env": {"DISABLE_TELEMETRY": "1"}}))
+    try:
+        refused = kiroproxy(home, fake.url, "client", "claude", "--write")  # keys exist: --key is needed
+        assert refused.returncode != 0 and "--key" in refused.stderr
+        assert json.loads(settings.read_text())["env"] == {"DISABLE_TELEMETRY": "1"}
+        written = kiroproxy(home, fake.url, "client", "claude", "--write", "--key", key)
+        assert written.returncode == 0, written.stderr
+        merged = json.loads(settings.read_text())
+        assert merged["model"] == "sonnet" and merged["env"]["DISABLE_TELEMETRY"] == "1"  # kept
+        assert merged["env"]["ANTHROPIC_BASE_URL"] == proc.url
+        fake.queue(text_answer("claude through the written settings"))
+        # No ANTHROPIC_* variable here: the address and the key come from the settings file alone.
+        result = realclients.run([binary, "-p", "say hi"],
+                                 {"HOME": str(home), "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1"},
+                                 realclients.work_dir(tmp_path), timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "claude through the written settings" in result.stdout
     finally:
         assert proc.stop() == 0
