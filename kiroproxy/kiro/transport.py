@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import ContextManager, Dict, Iterator, List, Optional
@@ -106,7 +107,9 @@ class Sessions:
         self.default_proxy = default_proxy
         self.warm = warm
         self._local = threading.local()
-        self._all: List[requests.Session] = []
+        # Weak: a session lives as long as its thread (the thread-local holds it), so short-lived
+        # threads (model sync, sign-ins) leave nothing behind; close() reaches those still alive.
+        self._all: weakref.WeakSet[requests.Session] = weakref.WeakSet()
         self._all_lock = threading.Lock()
 
     def get(self, proxy_url: Optional[str] = None) -> requests.Session:
@@ -126,7 +129,7 @@ class Sessions:
                 session.mount("http://", adapter)
             cache[proxy] = session
             with self._all_lock:
-                self._all.append(session)
+                self._all.add(session)
         return session
 
     def ahead(self) -> ContextManager[None]:
@@ -136,7 +139,7 @@ class Sessions:
     def close(self) -> None:
         """Close every session of every thread (at shutdown), and the warm connections."""
         with self._all_lock:
-            sessions, self._all = self._all, []
+            sessions, self._all = list(self._all), weakref.WeakSet()
         for session in sessions:
             session.close()
         if self.warm is not None:

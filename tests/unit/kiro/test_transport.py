@@ -1,8 +1,11 @@
 """Endpoint selection, request headers, and the client's host fallback (with `responses`)."""
 from __future__ import annotations
 
+import gc
 import re
+import threading
 import uuid
+import weakref
 
 import responses
 
@@ -92,3 +95,19 @@ def test_client_falls_back_to_the_legacy_host_when_the_profile_is_rejected():
     assert hosts == ["https://runtime.us-east-1.kiro.dev/generateAssistantResponse",
                      "https://q.us-east-1.amazonaws.com/generateAssistantResponse"]
     sessions.close()
+
+
+def test_a_finished_threads_session_is_not_kept_and_live_ones_are_closed():
+    sessions = Sessions()
+    made = []
+    worker = threading.Thread(target=lambda: made.append(weakref.ref(sessions.get())))
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert made[0]() is None  # a short-lived thread (model sync, a sign-in) leaves no session behind
+    mine = sessions.get()
+    assert sessions.get() is mine  # one per thread
+    closed = []
+    mine.close = lambda: closed.append(True)
+    sessions.close()
+    assert closed == [True]
