@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .. import __version__
-from ..config import ConfigError, Settings, validate
+from ..config import FIELDS, ConfigError, validate
 from ..errors import BadRequest
 from .credentials import (
     AUTH_METHODS,
@@ -204,7 +204,7 @@ def _settings(doc: ExportDoc, settings_file: Dict[str, Any]) -> Optional[Dict[st
     incoming = {k: v for k, v in doc.settings.items() if k not in RUNTIME_SETTINGS and not _masked_setting(v)}
     if not incoming:
         return None
-    unknown = set(incoming) - set(Settings.model_fields)
+    unknown = set(incoming) - set(FIELDS)
     if unknown:
         raise BadRequest(f"unknown settings in the import document: {', '.join(sorted(unknown))}")
     if incoming.get("proxy_url") is not None:

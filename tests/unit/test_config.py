@@ -1,11 +1,11 @@
 """Tests for config: defaults < config.json < KIROPROXY_* env < flags, with explicit env dicts only."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from kiroproxy import config
 from kiroproxy.config import ConfigError
@@ -206,7 +206,7 @@ def test_api_keys_as_a_list_in_config_json(tmp_path):
 
 def test_settings_are_frozen(tmp_path):
     settings = config.load(env=home_with(tmp_path))
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.port = 1
 
 
