@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest, ProxyError, TooLarge
+from . import fields
 from .ids import random_id
 from .sse import sse
 
@@ -36,10 +37,12 @@ def parse(body: Any, *, count_only: bool = False) -> chat.ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest("model: a model name is required", param="model")
-    max_tokens = body.get("max_tokens")
-    if not count_only:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise BadRequest("max_tokens: a positive integer is required", param="max_tokens")
+    max_tokens = fields.positive_int(body.get("max_tokens"), "max_tokens")
+    if max_tokens is None and not count_only:
+        raise BadRequest("max_tokens: a positive integer is required", param="max_tokens")
+    fields.number(body.get("top_p"), "top_p")
+    fields.number(body.get("top_k"), "top_k")
+    stream = fields.flag(body.get("stream"), "stream")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise BadRequest("messages: a non-empty list of messages is required", param="messages")
@@ -65,16 +68,19 @@ def parse(body: Any, *, count_only: bool = False) -> chat.ChatRequest:
         system="\n\n".join(s for s in system if s),
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
-        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
-        stop=_stops(body.get("stop_sequences")),
+        max_tokens=max_tokens,
+        stop=fields.stops(body.get("stop_sequences"), "stop_sequences"),
         thinking=_thinking(body.get("thinking"), body.get("output_config")),
-        temperature=_number(body.get("temperature")),
-        stream=bool(body.get("stream")) and not count_only,
+        temperature=_temperature(body.get("temperature")),
+        stream=bool(stream) and not count_only,
     )
 
 
-def _number(value: Any) -> Optional[float]:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _temperature(value: Any) -> Optional[float]:
+    # Checked as everywhere (fields.number) but kept as sent, an int staying an int: the recorded
+    # request has always shown it so (the golden requests pin it) and nothing downstream reads it.
+    fields.number(value, "temperature")
+    return value
 
 
 def _system_text(system: Any, where: str) -> str:
@@ -207,25 +213,18 @@ def _tool_choice(choice: Any) -> chat.ToolChoice:
     return chat.ToolChoice()
 
 
-def _stops(stops: Any) -> Tuple[str, ...]:
-    if stops is None:
-        return ()
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise BadRequest("stop_sequences: must be a list of strings", param="stop_sequences")
-    return tuple(s for s in stops if s)
-
-
 def _thinking(thinking: Any, output_config: Any) -> Optional[chat.ThinkingConfig]:
+    raw = output_config.get("effort") if isinstance(output_config, dict) else None
+    effort = fields.word(raw, "output_config.effort", "output_config")
     if not isinstance(thinking, dict):
         return None
-    effort = output_config.get("effort") if isinstance(output_config, dict) else None
     kind = thinking.get("type")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
-        return chat.ThinkingConfig("enabled", budget, effort if isinstance(effort, str) else None)
+        return chat.ThinkingConfig("enabled", budget, effort)
     if kind == "adaptive":
-        return chat.ThinkingConfig("adaptive", None, effort if isinstance(effort, str) else None)
+        return chat.ThinkingConfig("adaptive", None, effort)
     return None
 
 

@@ -7,13 +7,15 @@ gemini_thoughts.py. Pure: no Flask, no I/O; raises BadRequest naming the field, 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .. import chat
 from ..errors import BadRequest
-from . import gemini_thoughts, gemini_tools
+from . import fields, gemini_thoughts, gemini_tools
 
 ROLES = {"user": "user", "function": "user", "model": "assistant"}
+CONFIG = "generationConfig"
+T = TypeVar("T")
 
 field = gemini_tools.field
 
@@ -65,6 +67,8 @@ def _parse(body: Dict[str, Any], model: str, stream: bool, count_only: bool) -> 
     if config is not None and not isinstance(config, dict):
         raise BadRequest("generationConfig: must be an object", param="generationConfig")
     config = config or {}
+    for name in ("topP", "topK"):
+        _setting(config, name, fields.number)
     offer = gemini_tools.offer(field(body, "tools"), field(body, "toolConfig"), messages)
     system = "\n\n".join(s for s in (_system(field(body, "systemInstruction")), offer.note) if s)
     return chat.ChatRequest(
@@ -73,11 +77,11 @@ def _parse(body: Dict[str, Any], model: str, stream: bool, count_only: bool) -> 
         system=system,
         tools=offer.tools,
         tool_choice=offer.choice,
-        max_tokens=_max_tokens(field(config, "maxOutputTokens")),
-        stop=_stops(field(config, "stopSequences")),
+        max_tokens=_setting(config, "maxOutputTokens", fields.positive_int),
+        stop=fields.stops(field(config, "stopSequences"), "generationConfig.stopSequences", CONFIG),
         thinking=_thinking(field(config, "thinkingConfig")),
         response_format=_response_format(config),
-        temperature=_temperature(field(config, "temperature")),
+        temperature=_setting(config, "temperature", fields.number),
         stream=stream and not count_only,
     )
 
@@ -308,29 +312,9 @@ def _system(system: Any) -> str:
 # ----- generation config -------------------------------------------------------------------
 
 
-def _max_tokens(value: Any) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("generationConfig.maxOutputTokens: a positive integer is required",
-                         param="generationConfig")
-    return value
-
-
-def _temperature(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest("generationConfig.temperature: must be a number", param="generationConfig")
-    return float(value)
-
-
-def _stops(stops: Any) -> Tuple[str, ...]:
-    if stops is None:
-        return ()
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise BadRequest("generationConfig.stopSequences: must be a list of strings", param="generationConfig")
-    return tuple(s for s in stops if s)
+def _setting(config: Dict[str, Any], name: str, read: Callable[[Any, str, str], T]) -> T:
+    """generationConfig.<name> (or its snake_case spelling) through one of the shared readers."""
+    return read(field(config, name), f"{CONFIG}.{name}", CONFIG)
 
 
 def _thinking(config: Any) -> Optional[chat.ThinkingConfig]:
@@ -344,20 +328,15 @@ def _thinking(config: Any) -> Optional[chat.ThinkingConfig]:
     if not isinstance(config, dict):
         raise BadRequest(f"{where}: must be an object", param="generationConfig")
     budget = field(config, "thinkingBudget")
-    level = field(config, "thinkingLevel")
-    include = field(config, "includeThoughts")
+    level = fields.word(field(config, "thinkingLevel"), f"{where}.thinkingLevel", CONFIG)
+    include = fields.flag(field(config, "includeThoughts"), f"{where}.includeThoughts", CONFIG)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise BadRequest(f"{where}.thinkingBudget: must be -1 (dynamic), 0 (off) or a number of tokens",
-                         param="generationConfig")
-    if level is not None and not isinstance(level, str):
-        raise BadRequest(f"{where}.thinkingLevel: must be a string such as \"LOW\" or \"HIGH\"",
-                         param="generationConfig")
-    if include is not None and not isinstance(include, bool):
-        raise BadRequest(f"{where}.includeThoughts: must be true or false", param="generationConfig")
+                         param=CONFIG)
     if budget == 0:
         return None
-    if level and level.upper() != "THINKING_LEVEL_UNSPECIFIED":
-        return chat.ThinkingConfig("adaptive", effort=level.lower())
+    if level and level != "thinking_level_unspecified":
+        return chat.ThinkingConfig("adaptive", effort=level)
     if budget is not None and budget > 0:
         return chat.ThinkingConfig("enabled", budget=budget)
     if budget == -1 or include is True:

@@ -1,6 +1,6 @@
 """OpenAI Chat Completions: parse requests, render replies, encode the SSE stream, shape errors.
 
-Field readers live in openai_messages.py; JSON mode answers are cleaned (jsonmode); legacy
+Field readers live in openai_messages.py and fields.py; JSON mode answers are cleaned (jsonmode); legacy
 `functions` requests get legacy-shaped answers. Model names: see model_rule and OPENAI_MODELS.
 Pure: no Flask, no I/O.
 """
@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .. import chat, jsonmode
 from ..errors import BadRequest, ProxyError, Truncated
-from . import openai_messages as fields
+from . import fields, openai_messages
 from .ids import random_id
 from .openai_messages import Conversation
 from .sse import comment, sse
@@ -82,19 +82,21 @@ def parse(body: Any) -> chat.ChatRequest:
         conversation.add(raw, index)
     if not conversation.messages:
         raise BadRequest("messages: at least one user or assistant message is required", param="messages")
-    tools = fields.tools(body.get("tools"), "tools") + fields.tools(body.get("functions"), "functions")
+    declared = openai_messages.tools
+    tools = declared(body.get("tools"), "tools") + declared(body.get("functions"), "functions")
+    fields.number(body.get("top_p"), "top_p")
     return chat.ChatRequest(
         model=model.strip(),
         messages=tuple(conversation.messages),
         system="\n\n".join(s for s in conversation.system if s),
         tools=tools,
-        tool_choice=fields.tool_choice(body, {tool.name for tool in tools}),
-        max_tokens=fields.max_tokens(body),
-        stop=fields.stops(body.get("stop")),
-        thinking=fields.thinking(body.get("reasoning_effort")),
-        response_format=fields.response_format(body.get("response_format")),
-        temperature=fields.temperature(body.get("temperature")),
-        stream=fields.stream_flag(body),
+        tool_choice=openai_messages.tool_choice(body, {tool.name for tool in tools}),
+        max_tokens=openai_messages.max_tokens(body),
+        stop=fields.stops(body.get("stop"), "stop", single=True),
+        thinking=openai_messages.thinking(body.get("reasoning_effort")),
+        response_format=openai_messages.response_format(body.get("response_format")),
+        temperature=fields.number(body.get("temperature"), "temperature"),
+        stream=openai_messages.stream_flag(body),
     )
 
 

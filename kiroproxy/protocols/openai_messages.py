@@ -7,12 +7,13 @@ reject the same things the same way. Pure: no I/O. Never fetches image URLs (the
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest
+from . import fields
 
+FORMAT_TYPES = ("text", "json_object", "json_schema")
 _BASE64_MAGIC = (("iVBOR", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"),
                  ("UklGR", "image/webp"))
 
@@ -237,53 +238,21 @@ def chosen_tool(name: Any, declared: Collection[str], field: str = "tool_choice"
 
 def stream_flag(body: Dict[str, Any]) -> bool:
     """`stream`: a JSON boolean (a string such as "false" is refused, not taken as true)."""
-    value = body.get("stream")
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequest("stream: must be true or false", param="stream")
-    return value
-
-
-def temperature(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest("temperature: must be a number", param="temperature")
-    return float(value)
+    return bool(fields.flag(body.get("stream"), "stream"))
 
 
 def max_tokens(body: Dict[str, Any]) -> Optional[int]:
     found: Optional[int] = None
     for field in ("max_tokens", "max_completion_tokens"):  # the same setting, old and new name
-        value = body.get(field)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadRequest(f"{field}: must be a positive integer", param=field)
-        found = value
+        value = fields.positive_int(body.get(field), field)
+        found = found if value is None else value
     return found
-
-
-def stops(stop: Any) -> Tuple[str, ...]:
-    if stop is None:
-        return ()
-    if isinstance(stop, str):
-        return (stop,) if stop else ()
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise BadRequest("stop: must be a string or a list of strings", param="stop")
-    return tuple(s for s in stop if s)
 
 
 def thinking(effort: Any) -> Optional[chat.ThinkingConfig]:
     """reasoning_effort: none/minimal turn thinking off; other words ask for adaptive thinking."""
-    if effort is None:
-        return None
-    if not isinstance(effort, str):
-        raise BadRequest("reasoning_effort: must be a string such as 'low', 'medium' or 'high'",
-                         param="reasoning_effort")
-    effort = effort.strip().lower()
-    if effort in ("", "none", "minimal"):
+    effort = fields.word(effort, "reasoning_effort")
+    if effort in (None, "none", "minimal"):
         return None
     return chat.ThinkingConfig("adaptive", effort=effort)
 
@@ -292,10 +261,9 @@ def response_format(value: Any) -> Optional[chat.ResponseFormat]:
     if value is None:
         return None
     kind = value.get("type") if isinstance(value, dict) else None
+    kind = fields.choice("" if kind is None else kind, "response_format.type", FORMAT_TYPES, "response_format")
     if kind == "text":
         return None
-    if kind == "json_object":
-        return chat.ResponseFormat()
     if kind == "json_schema":
         spec = value.get("json_schema")
         if not isinstance(spec, dict):
@@ -304,5 +272,4 @@ def response_format(value: Any) -> Optional[chat.ResponseFormat]:
         schema, name = spec.get("schema"), spec.get("name")
         return chat.ResponseFormat(schema if isinstance(schema, dict) else None,
                                    name if isinstance(name, str) and name else None)
-    raise BadRequest("response_format.type: must be 'text', 'json_object' or 'json_schema'",
-                     param="response_format")
+    return chat.ResponseFormat()

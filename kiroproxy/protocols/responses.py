@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import chat, jsonmode
 from ..errors import BadRequest, ProxyError, TooLarge
+from . import fields
 from .openai import error_body
-from .openai_messages import stream_flag, temperature
+from .openai_messages import stream_flag
 from .response_items import (
     IdMaker,
     Toolbox,
@@ -63,6 +64,7 @@ def parse(body: Any, previous: Optional[dict]) -> chat.ChatRequest:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise BadRequest("instructions: must be a string", param="instructions")
+    fields.number(body.get("top_p"), "top_p")
     box = toolbox(body.get("tools"))
     earlier = [item for item in (previous or {}).get("items") or [] if isinstance(item, dict)]
     current = input_items(body.get("input"))
@@ -78,10 +80,10 @@ def parse(body: Any, previous: Optional[dict]) -> chat.ChatRequest:
         system="\n\n".join(text for text in [instructions or "", *system] if text),
         tools=box.tools,
         tool_choice=tool_choice(body.get("tool_choice"), box),
-        max_tokens=_max_output_tokens(body.get("max_output_tokens")),
+        max_tokens=fields.positive_int(body.get("max_output_tokens"), "max_output_tokens"),
         thinking=_thinking(body.get("reasoning")),
         response_format=_response_format(body.get("text")),
-        temperature=temperature(body.get("temperature")),
+        temperature=fields.number(body.get("temperature"), "temperature"),
         stream=stream_flag(body),
     )
 
@@ -91,17 +93,10 @@ def should_store(body: Any) -> bool:
     return not (isinstance(body, dict) and body.get("store") is False)
 
 
-def _max_output_tokens(value: Any) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("max_output_tokens: a positive integer is required", param="max_output_tokens")
-    return value
-
-
 def _thinking(reasoning: Any) -> Optional[chat.ThinkingConfig]:
-    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
-    if not isinstance(effort, str) or effort in THINKING_OFF:
+    raw = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    effort = fields.word(raw, "reasoning.effort", "reasoning")
+    if effort is None or effort in THINKING_OFF:
         return None
     return chat.ThinkingConfig("adaptive", None, effort)
 
@@ -117,10 +112,6 @@ def _response_format(text: Any) -> Optional[chat.ResponseFormat]:
     if fmt.get("type") == "json_object":
         return chat.ResponseFormat()
     return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ----- the response object -----------------------------------------------------------------
@@ -157,11 +148,11 @@ def _document(body: Any, response_id: str, created: int, status: str, output: Li
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
         if isinstance(reasoning, dict) else None,
         "store": should_store(body),
-        "temperature": body.get("temperature") if _is_number(body.get("temperature")) else None,
+        "temperature": body.get("temperature") if fields.is_number(body.get("temperature")) else None,
         "text": text if isinstance(text, dict) else {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice") if isinstance(body.get("tool_choice"), (str, dict)) else "auto",
         "tools": [tool for tool in tools if isinstance(tool, dict)] if isinstance(tools, list) else [],
-        "top_p": body.get("top_p") if _is_number(body.get("top_p")) else None,
+        "top_p": body.get("top_p") if fields.is_number(body.get("top_p")) else None,
         "truncation": "disabled",
         "usage": usage,
         "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {},

@@ -111,11 +111,6 @@ def test_in_list_system_message_of_the_wrong_type_names_its_own_field():
     assert str(info.value).startswith("messages.0.content:")
 
 
-@pytest.mark.parametrize("field, wrong", [("temperature", True), ("temperature", "hot")])
-def test_non_numeric_temperature_is_ignored(field, wrong):
-    assert proto.parse(anthropic_body(**{field: wrong})).temperature is None
-
-
 def test_boolean_thinking_budget_is_no_budget():
     req = proto.parse(anthropic_body(thinking={"type": "enabled", "budget_tokens": True}))
     assert req.thinking is not None and req.thinking.budget is None
