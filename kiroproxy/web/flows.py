@@ -11,7 +11,7 @@ from flask import Response, jsonify, request
 
 from .. import __version__, tokens
 from ..errors import BadRequest, ProxyError
-from ..store.queries import Filter, filter_from, paging, summarize
+from ..store.flows import Filter, filter_from, paging, summarize
 from .admin import admin_error, attachment, body_object, bp, services
 
 

@@ -1,4 +1,4 @@
-"""Tests for store.segments: body files (search text + record) and append-only index logs."""
+"""Tests for store.flows.segments: body files (search text + record) and append-only index logs."""
 from __future__ import annotations
 
 import errno
@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 
-from kiroproxy.store import segments
-from kiroproxy.store.segments import Disk, encode_body
+from kiroproxy.store.flows import segments
+from kiroproxy.store.flows.segments import Disk, encode_body
 
 
 def fid(n: int) -> str:

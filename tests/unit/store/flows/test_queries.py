@@ -1,4 +1,4 @@
-"""Tests for store.queries: Filter, filter_from, paging, the budgeted text scan, percentiles, summarize."""
+"""Tests for store.flows.queries: Filter, filter_from, paging, the budgeted text scan, percentiles, summarize."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 from kiroproxy.errors import BadRequest
-from kiroproxy.store.queries import (
+from kiroproxy.store.flows.queries import (
     MAX_LIMIT,
     Budget,
     Filter,

@@ -1,7 +1,7 @@
 """The flow store: every request's record, listed from memory, searched and read from disk.
 
 As an exchange observer, a request thread only takes a snapshot of its exchange and queues it;
-the writer thread (store.writer) redacts, writes and enforces the caps. Queries filter the small
+the writer thread (writer.py) redacts, writes and enforces the caps. Queries filter the small
 in-memory entries (written flows, plus queued and in-flight ones rendered on the fly); `q` then
 reads search texts from disk, newest first, within a time and byte budget.
 """
@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from ..errors import BadRequest, NotFound
-from ..exchange import Exchange
-from ..redaction import Redactor
+from ...errors import BadRequest, NotFound
+from ...exchange import Exchange
+from ...redaction import Redactor
+from ..encoding import utf8
+from ..stats import Stats
 from . import records, recovery, segments
-from .encoding import utf8
 from .index import Caps, Index
 from .queries import Budget, Filter, scan, summarize, text_matches
-from .stats import Stats
 from .writer import BATCH_MAX, Backlog, Pending, Writer
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import pytest
 
 from kiroproxy.store.flows import FlowStore
 from kiroproxy.store.stats import Stats
-from tests.unit.store.test_records import T0
+from tests.unit.store.flows.test_records import T0
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ import pytest
 from kiroproxy import chat
 from kiroproxy.exchange import PENDING, STREAMING
 from kiroproxy.redaction import MASK
-from kiroproxy.store.queries import Budget, Filter
-from tests.unit.store.test_flows import add, body_file, ids
-from tests.unit.store.test_records import T0, exchange, reply
+from kiroproxy.store.flows.queries import Budget, Filter
+from tests.unit.store.flows.test_flows import add, body_file, ids
+from tests.unit.store.flows.test_records import T0, exchange, reply
 
 ALL = Filter()
 

@@ -1,4 +1,4 @@
-"""Tests for store.flows: recording, reading, querying, marking and exporting flows.
+"""Tests for store.flows (FlowStore): recording, reading, querying, marking and exporting flows.
 
 Most tests leave the writer thread unstarted: flush() then writes the queued batch on the calling
 thread, which makes "written" and "not yet written" states exact without any waiting. Caps,
@@ -19,9 +19,9 @@ from kiroproxy.errors import BadRequest, NotFound
 from kiroproxy.exchange import PENDING, STREAMING, Attempt, Exchange
 from kiroproxy.redaction import MASK
 from kiroproxy.store.flows import FlowStore
-from kiroproxy.store.queries import Filter
-from kiroproxy.store.segments import encode_body
-from tests.unit.store.test_records import T0, exchange
+from kiroproxy.store.flows.queries import Filter
+from kiroproxy.store.flows.segments import encode_body
+from tests.unit.store.flows.test_records import T0, exchange
 
 DAY = 86400.0
 ALL = Filter()

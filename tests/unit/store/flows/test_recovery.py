@@ -1,4 +1,4 @@
-"""Tests for store.recovery: replaying index logs and reconciling them with body files."""
+"""Tests for store.flows.recovery: replaying index logs and reconciling them with body files."""
 from __future__ import annotations
 
 import gzip
@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from kiroproxy.store import recovery
-from kiroproxy.store.segments import Disk, encode_body
+from kiroproxy.store.flows import recovery
+from kiroproxy.store.flows.segments import Disk, encode_body
 
 
 def fid(n: int) -> str:

@@ -8,9 +8,9 @@ import json
 import threading
 import tracemalloc
 
-from kiroproxy.store import records, segments
-from kiroproxy.store.queries import Filter
-from tests.unit.store.test_records import exchange
+from kiroproxy.store.flows import records, segments
+from kiroproxy.store.flows.queries import Filter
+from tests.unit.store.flows.test_records import exchange
 
 BODY = 400_000  # bytes of each client body, as in the measurement
 

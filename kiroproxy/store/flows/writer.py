@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from ..redaction import Redactor
+from ...redaction import Redactor
+from ..stats import Stats
 from . import records, segments
 from .index import Caps, Incoming, Index
-from .stats import Stats
 
 log = logging.getLogger(__name__)
 

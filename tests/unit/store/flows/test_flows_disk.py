@@ -11,10 +11,10 @@ from typing import List
 import pytest
 
 from kiroproxy.exchange import Exchange
-from kiroproxy.store import flows as flows_module
-from kiroproxy.store.queries import Filter
-from tests.unit.store.test_flows import DAY, add, bodies_on_disk, ids, on_disk, read_body
-from tests.unit.store.test_records import T0, exchange
+from kiroproxy.store.flows import store as flows_module
+from kiroproxy.store.flows.queries import Filter
+from tests.unit.store.flows.test_flows import DAY, add, bodies_on_disk, ids, on_disk, read_body
+from tests.unit.store.flows.test_records import T0, exchange
 
 ALL = Filter()
 

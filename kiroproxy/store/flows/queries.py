@@ -10,8 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..errors import BadRequest
-from .stats import MAX_KEYS, OTHER
+from ...errors import BadRequest
+from ..stats import MAX_KEYS, OTHER
 
 MAX_LIMIT = 500
 

@@ -21,9 +21,9 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
-from . import encoding
-from .encoding import utf8
-from .jsondb import write_atomic
+from .. import encoding
+from ..encoding import utf8
+from ..jsondb import write_atomic
 from .records import restore
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import pickle
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .. import chat
-from ..exchange import Exchange
-from ..redaction import Redactor, redact_text
+from ... import chat
+from ...exchange import Exchange
+from ...redaction import Redactor, redact_text
 
 SNIPPET = 200  # characters of the last user message kept in memory to show in lists
 NAME_CHARS = 200  # of a requested model name kept in the index (no real one is longer)

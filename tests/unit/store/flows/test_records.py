@@ -1,4 +1,4 @@
-"""Tests for store.records: the snapshot, the index entry, the search text and the redacted body record."""
+"""Tests for store.flows.records: the snapshot, the index entry, the search text and the redacted body record."""
 from __future__ import annotations
 
 import itertools
@@ -10,8 +10,8 @@ import pytest
 from kiroproxy import chat
 from kiroproxy.exchange import CANCELLED, COMPLETED, ERROR, STREAMING, Attempt, Exchange
 from kiroproxy.redaction import MASK, Redactor
-from kiroproxy.store import records
-from kiroproxy.store.records import SNIPPET
+from kiroproxy.store.flows import records
+from kiroproxy.store.flows.records import SNIPPET
 from tests import factories
 
 T0 = 1_700_000_000.0
