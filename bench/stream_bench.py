@@ -126,10 +126,12 @@ def run_round(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, 
             results.add(f"{path}.ttfb_1", DIRECT, _ms(sample.ttfb))
             results.add(f"{path}.total_1", DIRECT, sample.total * 1000)
     record_many(results, [f"{p}.{{}}_n" for p in PATHS], DIRECT, concurrent(fake.url, direct_call(chunks), streams))
-    direct_rate, _ = rate(fake.url, direct_call(1, stream=False), args.requests, 16)
-    for path in PATHS:
-        results.add(f"{path}.rate", DIRECT, direct_rate)
-        results.add(f"{path}.slow_ttfb", DIRECT, _ms(read(slow_fake.url, direct_call(chunks), warm=args.settle).ttfb))
+    if not args.streams_only:
+        direct_rate, _ = rate(fake.url, direct_call(1, stream=False), args.requests, 16)
+        for path in PATHS:
+            results.add(f"{path}.rate", DIRECT, direct_rate)
+            results.add(f"{path}.slow_ttfb", DIRECT,
+                        _ms(read(slow_fake.url, direct_call(chunks), warm=args.settle).ttfb))
     for target in targets:
         for path in PATHS:
             run_path(target, path, results, args)
@@ -145,6 +147,8 @@ def run_path(target: Target, path: str, results: Results, args: argparse.Namespa
     with RssSampler(target.proxy.pid) as peak:
         record_many(results, [f"{path}.{{}}_n"], target.name, concurrent(url, make(args.chunks), args.streams))
     results.add(f"{path}.rss_n", target.name, peak.mb)
+    if args.streams_only:
+        return
     per_second, failures = rate(url, make(1, stream=False), args.requests, 16)
     results.add(f"{path}.rate", target.name, per_second if not failures else 0.0)
     time.sleep(args.settle)  # time for a proxy to open its next upstream connection
@@ -219,6 +223,8 @@ def main() -> None:
     parser.add_argument("--startups", type=int, default=3)
     parser.add_argument("--connect-delay", type=float, default=0.1, help="the slow fake's cost per connection")
     parser.add_argument("--settle", type=float, default=0.3, help="idle seconds before a slow-connect read")
+    parser.add_argument("--streams-only", action="store_true",
+                        help="only the 1-stream and concurrent-stream figures (quicker, while tuning)")
     parser.add_argument("--json", action="store_true", help="also print every sample as JSON")
     args = parser.parse_args()
     targets = [Target("kiroproxy", ROOT)]

@@ -1,22 +1,27 @@
-"""Reads an upstream event iterator on its own thread and hands events over through a small queue.
+"""Reads an upstream event iterator on its own thread and hands events over in batches.
 
 While the request thread waits for the next event it can send heartbeats and notice that the
 client went away; cancel() then cuts the upstream socket so a blocked read returns at once.
-The bounded queue keeps the reader at most a few events ahead of a slow client.
+The request thread takes everything the reader has handed over in one go and joins neighbouring
+text (and thinking) deltas, so a client that fell behind catches up with one event, and one
+write, instead of one per upstream frame. Nothing waits to be joined: a batch is only what was
+already there when the request thread asked. The reader stays at most a few events ahead of a
+slow client.
 """
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Deque, Iterable, Iterator, List, Optional
 
-from .chat import Event, Heartbeat
+from .chat import Event, Heartbeat, TextDelta, ThinkingDelta
 
 log = logging.getLogger(__name__)
 
 _END = object()
+_RETRY = 0.25  # seconds a reader waits on a full hand-off before it checks for a cancel again
 
 
 class ClientGone(Exception):
@@ -28,7 +33,17 @@ class Pump:
                  name: str = "kiroproxy-upstream") -> None:
         self._source = source
         self._abort = abort
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+        self._capacity = capacity
+        # Reader -> request thread. The reader appends without a lock (deque appends are atomic)
+        # and takes the lock only to wake a request thread that sleeps on an empty hand-off;
+        # the request thread does the same the other way round for a full one.
+        self._handed: Deque[object] = collections.deque()
+        self._wake = threading.Condition(threading.Lock())
+        self._taker_sleeps = False
+        self._reader_sleeps = False
+        # Taken off the hand-off but not yet yielded; kept on the pump, not in a generator, since
+        # the relay reads the first event and the rest through two events() calls.
+        self._ready: Deque[object] = collections.deque()
         self._cancelled = threading.Event()
         # Started on first use, so the reader does not compete for the GIL while the request
         # thread writes the first events out.
@@ -49,13 +64,42 @@ class Pump:
                 close()
 
     def _put(self, item: object) -> bool:
-        while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.25)
-                return True
-            except queue.Full:
-                continue
-        return False
+        """Hand `item` over, waiting while `capacity` items are not taken yet. False once cancelled."""
+        handed = self._handed
+        while len(handed) >= self._capacity:
+            with self._wake:
+                self._reader_sleeps = True
+                if len(handed) >= self._capacity and not self._cancelled.is_set():
+                    self._wake.wait(_RETRY)
+                self._reader_sleeps = False
+            if self._cancelled.is_set():
+                return False
+        if self._cancelled.is_set():
+            return False
+        handed.append(item)
+        if self._taker_sleeps:  # read after the append: a taker that checks after it sees the item
+            with self._wake:
+                self._wake.notify_all()
+        return True
+
+    def _take(self, timeout: float) -> bool:
+        """Move everything handed over to `_ready` (deltas joined); wait up to `timeout` seconds
+        for the first item. False when nothing came."""
+        handed = self._handed
+        if not handed:
+            with self._wake:
+                self._taker_sleeps = True
+                if not handed:
+                    self._wake.wait(timeout)
+                self._taker_sleeps = False
+            if not handed:
+                return False
+        items = [handed.popleft() for _ in range(len(handed))]
+        if self._reader_sleeps:
+            with self._wake:
+                self._wake.notify_all()
+        self._ready.extend(joined(items) if len(items) > 1 else items)
+        return True
 
     def events(self, *, heartbeat: float = 15.0, client_gone: Callable[[], bool] = lambda: False,
                tick: float = 0.25, clock: Callable[[], float] = time.monotonic,
@@ -66,21 +110,22 @@ class Pump:
         with self._started:
             if not self._thread.is_alive() and not self._cancelled.is_set() and self._thread.ident is None:
                 self._thread.start()
+        ready = self._ready
         last = clock()
         while True:
             stop = cut()
             if stop is not None:
                 raise stop
-            try:
-                item = self._queue.get(timeout=min(tick, heartbeat))
-            except queue.Empty:
+            if not ready and not self._take(min(tick, heartbeat)):
                 if client_gone():
                     raise ClientGone() from None
                 if clock() - last >= heartbeat:
                     last = clock()
                     yield Heartbeat() if idle is None else idle  # type: ignore[misc]
                 continue
+            item = ready.popleft()
             if item is _END:
+                ready.appendleft(_END)  # a later events() call ends at once too
                 return
             if isinstance(item, BaseException):
                 raise item
@@ -99,9 +144,31 @@ class Pump:
             if close is not None:
                 close()
             return
+        with self._wake:
+            self._wake.notify_all()  # a reader waiting on a full hand-off stops now
         if self._thread.is_alive():
             try:
                 self._abort()
             except OSError as exc:
                 log.debug("aborting the upstream connection: %s", exc)
             self._thread.join(timeout)
+
+
+def joined(items: Iterable[object]) -> List[object]:
+    """`items` with each run of neighbouring TextDeltas (or ThinkingDeltas) joined into one."""
+    out: List[object] = []
+    run: List[str] = []
+    kind: Optional[type] = None
+    for item in items:
+        item_kind = type(item)
+        if item_kind is kind:
+            run.append(item.text)  # type: ignore[attr-defined]
+            continue
+        if len(run) > 1:
+            out[-1] = kind(("".join(run)))  # type: ignore[misc]
+        out.append(item)
+        kind = item_kind if item_kind is TextDelta or item_kind is ThinkingDelta else None
+        run = [item.text] if kind is not None else []  # type: ignore[attr-defined]
+    if len(run) > 1:
+        out[-1] = kind("".join(run))  # type: ignore[misc]
+    return out

@@ -64,11 +64,13 @@ def test_streaming_event_sequence(proxy, fake):
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [(e.event, json.loads(e.data)) for e in sseclient.SSEClient(response).events()]
     names = [name for name, _ in events]
-    assert names == ["message_start", "ping", "content_block_start", "content_block_delta",
-                     "content_block_delta", "content_block_delta", "content_block_stop", "message_delta",
-                     "message_stop"]
+    deltas = names.count("content_block_delta")  # frames that arrived together come out joined
+    assert 1 <= deltas <= 3
+    assert names == ["message_start", "ping", "content_block_start", *["content_block_delta"] * deltas,
+                     "content_block_stop", "message_delta", "message_stop"]
     assert events[0][1]["message"]["usage"]["input_tokens"] > 0
-    assert [d["delta"]["text"] for n, d in events if n == "content_block_delta"] == ["Hel", "lo", " there"]
+    texts = [d["delta"]["text"] for n, d in events if n == "content_block_delta"]
+    assert "".join(texts) == "Hello there" and all(texts)
     assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
     assert events[-2][1]["usage"]["output_tokens"] > 0
 

@@ -74,7 +74,8 @@ def test_streaming_text_chunks(proxy, fake, client):
     fake.queue(text_answer("Hel", "lo", " there"))
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=HI, stream=True))
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].choices[0].delta.content == ""
-    assert [c.choices[0].delta.content for c in chunks[1:-1]] == ["Hel", "lo", " there"]
+    texts = [c.choices[0].delta.content for c in chunks[1:-1]]  # frames that arrived together are joined
+    assert "".join(texts) == "Hello there" and 1 <= len(texts) <= 3 and all(texts)
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].choices[0].delta.content is None
     assert len({(c.id, c.created, c.model, c.object) for c in chunks}) == 1
     assert chunks[0].model == "gpt-4o" and chunks[0].object == "chat.completion.chunk"

@@ -11,9 +11,9 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from kiroproxy.chat import Event, Finish, Heartbeat, TextDelta, ToolCallStart
+from kiroproxy.chat import Event, Finish, Heartbeat, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart, Usage
 from kiroproxy.errors import Truncated
-from kiroproxy.pump import ClientGone, Pump
+from kiroproxy.pump import ClientGone, Pump, joined
 
 TICK = 0.005  # the consumer's poll interval; small so idle checks come quickly
 WAIT = 5.0    # a deadline for things that must happen; reached only when a test fails
@@ -181,19 +181,61 @@ def test_a_slow_consumer_bounds_the_readers_progress(start):
             produced.append(number)
             if number == 2:
                 third_read.set()
-            yield TextDelta(str(number))
+            yield ToolCallDelta("t1", str(number))  # not joined, unlike text
         exhausted.set()
 
     pump = start(source(), capacity=2)
     assert not third_read.wait(0.05)  # the reader only starts when events are first asked for
     events = pump.events(tick=TICK)
-    consumed.append(int(next(events).text))  # type: ignore[union-attr]
-    assert third_read.wait(WAIT)  # the queue refilled, a further event in the reader's hand
-    # Longer than the reader's own put retry (0.25 s), so it has retried on a full queue at least once.
+    consumed.append(int(next(events).fragment))  # type: ignore[union-attr]
+    assert third_read.wait(WAIT)  # the hand-off refilled, a further event in the reader's hand
+    # Longer than the reader's own put retry (0.25 s), so it has retried on a full hand-off at least once.
     assert not exhausted.wait(0.3)
-    assert len(produced) <= 4
+    # the batch taken with the first event (2), the hand-off refilled (2), the item in the reader's hand
+    assert len(produced) <= 2 + 2 + 1
     for event in events:
-        consumed.append(int(event.text))  # type: ignore[union-attr]
+        consumed.append(int(event.fragment))  # type: ignore[union-attr]
     assert consumed == list(range(20))  # nothing lost or reordered across the retries
-    # queue (2) + the item in the reader's hand + one taken off the queue but not yet counted here
-    assert max(leads) <= 2 + 2
+    # hand-off (2) + one batch taken but not yet yielded (2) + the item in the reader's hand + one
+    # yielded but not yet counted here
+    assert max(leads) <= 2 + 2 + 1 + 1
+
+
+def test_deltas_handed_over_together_come_out_joined(start):
+    go, handed = threading.Event(), threading.Event()
+    finish = threading.Event()
+
+    def source() -> Iterator[Event]:
+        yield TextDelta("a")
+        assert go.wait(WAIT)
+        yield from (TextDelta("b"), TextDelta("c"), ThinkingDelta("x"), ThinkingDelta("y"), TextDelta("d"),
+                    Usage(output_tokens=1), TextDelta("e"))
+        handed.set()  # every event above is in the hand-off: the reader asked for the next one
+        assert finish.wait(WAIT)
+        yield Finish("end_turn")
+
+    events = start(source()).events(tick=TICK)
+    assert next(events) == TextDelta("a")  # alone: nothing else had arrived
+    go.set()
+    assert handed.wait(WAIT)
+    assert [next(events) for _ in range(5)] == [TextDelta("bc"), ThinkingDelta("xy"), TextDelta("d"),
+                                                Usage(output_tokens=1), TextDelta("e")]
+    finish.set()
+    assert list(events) == [Finish("end_turn")]
+
+
+def test_the_rest_of_a_batch_survives_a_closed_events_iterator(start):
+    """The relay reads the first event with one events() call and the rest with another."""
+    pump = start(iter([ToolCallStart("t1", "Read"), TextDelta("a"), Finish("end_turn")]))
+    first = pump.events(tick=TICK)
+    assert next(first) == ToolCallStart("t1", "Read")
+    first.close()
+    assert list(pump.events(tick=TICK)) == [TextDelta("a"), Finish("end_turn")]
+
+
+def test_joined_keeps_order_and_joins_only_neighbours():
+    items = [TextDelta("a"), TextDelta("b"), Heartbeat(), TextDelta("c"), ThinkingDelta("x"), ThinkingDelta("y"),
+             TextDelta("d"), TextDelta("e"), TextDelta("f")]
+    assert joined(items) == [TextDelta("ab"), Heartbeat(), TextDelta("c"), ThinkingDelta("xy"), TextDelta("def")]
+    assert joined([]) == []
+    assert joined([TextDelta("only")]) == [TextDelta("only")]

@@ -308,7 +308,7 @@ def test_a_client_that_leaves_mid_answer_cancels_the_flow_and_frees_the_account(
     exchange = Exchange("anthropic", "/v1/messages")
     stream = s.relay.open(factories.request("hi", stream=True), exchange)
     events = iter(stream)
-    assert next(events) == chat.TextDelta("one")
+    assert next(events) in (chat.TextDelta("one"), chat.TextDelta("onetwo"))  # joined when read together
     stream.close()
     assert exchange.state == "cancelled" and s.state("a")["in_flight"] == 0
     assert s.client.streams[0].closed
