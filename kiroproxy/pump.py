@@ -31,6 +31,8 @@ class ClientGone(Exception):
 class Pump:
     def __init__(self, source: Iterator[Event], *, abort: Callable[[], None], capacity: int = 64,
                  name: str = "kiroproxy-upstream") -> None:
+        """`source` yields events; if it also has batches(), the pump reads lists of events from
+        that instead. `capacity` bounds the items (events or batches) not taken yet."""
         self._source = source
         self._abort = abort
         self._capacity = capacity
@@ -51,9 +53,12 @@ class Pump:
         self._started = threading.Lock()
 
     def _run(self) -> None:
+        # A source with batches() (kiro.stream.ChatStream) hands over the events of one upstream
+        # read at a time: one hand-off, and one wake-up, per read instead of per event.
+        batches = getattr(self._source, "batches", None)
         try:
-            for event in self._source:
-                if not self._put(event):
+            for item in (batches() if batches is not None else self._source):
+                if not self._put(item):
                     return
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it in its own thread
@@ -94,7 +99,13 @@ class Pump:
                 self._taker_sleeps = False
             if not handed:
                 return False
-        items = [handed.popleft() for _ in range(len(handed))]
+        items: List[object] = []
+        for _ in range(len(handed)):
+            item = handed.popleft()
+            if type(item) is list:  # a batch
+                items += item
+            else:
+                items.append(item)
         if self._reader_sleeps:
             with self._wake:
                 self._wake.notify_all()

@@ -74,7 +74,7 @@ class KiroClient:
         built = self._payload(creds, req, model_id, conversation_id, thinking_efforts)
         session = self.sessions.for_account(creds)  # this thread's: the stream may be read on another
 
-        def answer(stream: ChatStream) -> Iterator[Event]:
+        def answer(stream: ChatStream) -> Iterator[List[Event]]:
             current, body = creds, built
             hosts = self.endpoints.chat_hosts(current)
             for index, host in enumerate(hosts):
@@ -82,9 +82,9 @@ class KiroClient:
                     if stream.aborted:
                         return
                     try:
-                        events = stream.read(self._post_chat(current, body.body, host, session), body.tool_names,
-                                             self.read_timeout)
-                        first = next(events, None)
+                        batches = stream.read(self._post_chat(current, body.body, host, session), body.tool_names,
+                                              self.read_timeout)
+                        first = next(batches, None)
                     except KiroFailure as failure:
                         if failure.action == errors.REFRESH and not refreshed and reauthorize is not None:
                             current = reauthorize(current, failure)
@@ -95,7 +95,7 @@ class KiroClient:
                         raise
                     if first is not None:
                         yield first
-                        yield from events
+                        yield from batches
                     return
             raise KiroFailure(errors.FAIL, UpstreamError("Kiro rejected every endpoint for this account"))
 

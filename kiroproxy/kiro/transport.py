@@ -10,7 +10,7 @@ import uuid
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager, Dict, Iterator, List, Optional
+from typing import ContextManager, Dict, List, Optional
 
 import requests
 
@@ -147,27 +147,6 @@ class Sessions:
 
     def for_account(self, creds: Credentials) -> requests.Session:
         return self.get(creds.proxy_url)
-
-
-def iter_body(response: requests.Response, size: int = 65536) -> Iterator[bytes]:
-    """Yield body bytes as soon as they arrive (one socket read each), chunked or not.
-
-    requests' iter_content blocks until `size` bytes (or EOF) on close-delimited bodies, which
-    would buffer a stream; read1 returns whatever is available.
-    """
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # urllib3 1.x: fall back to the http.client response underneath
-        fp = getattr(raw, "_fp", None)
-        read1 = getattr(fp, "read1", None)
-    if read1 is None:
-        yield from response.iter_content(chunk_size=1024)
-        return
-    while True:
-        chunk = read1(size)
-        if not chunk:
-            return
-        yield chunk
 
 
 def _socket(response: requests.Response) -> Optional[socket.socket]:
