@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Union
 
 PRELUDE_LEN = 12  # total_length, headers_length, prelude_crc
+_PRELUDE = struct.Struct(">III")
+_CRC = struct.Struct(">I")
+_KNOWN_HEADERS = 32  # distinct header blocks a decoder remembers parsed
 MIN_FRAME = 16    # prelude + message crc
 DEFAULT_MAX_FRAME = 16 * 2**20
 # Timestamps travel as integer milliseconds; exact timedelta arithmetic avoids the float
@@ -41,7 +44,7 @@ class HeaderError(DecodeError):
 
 @dataclass(frozen=True)
 class Frame:
-    headers: Dict[str, HeaderValue]
+    headers: Dict[str, HeaderValue]  # read-only: frames of one decoder may share it
     payload: bytes
 
     @property
@@ -58,10 +61,13 @@ class Frame:
 
     def json(self) -> object:
         """The payload parsed as JSON ({} when empty). Raises DecodeError on invalid JSON."""
-        if not self.payload.strip():
-            return {}
+        payload = self.payload
         try:
-            return json.loads(self.payload)
+            if payload[:1] == b"{":  # UTF-8, as Kiro sends it: skip json's encoding detection
+                return json.loads(payload.decode("utf-8", "surrogatepass"))
+            if not payload.strip():
+                return {}
+            return json.loads(payload)
         except ValueError as exc:
             raise DecodeError(f"frame payload is not JSON: {exc}") from None
 
@@ -76,6 +82,9 @@ class Decoder:
         self.max_frame = max_frame
         self._buffer = bytearray()
         self._error: Optional[DecodeError] = None
+        # Parsed header blocks by their bytes: a stream repeats a handful of them (every text
+        # frame carries the same three headers). Frames with equal headers share one dict.
+        self._headers: Dict[bytes, Dict[str, HeaderValue]] = {}
 
     @property
     def pending(self) -> int:
@@ -109,8 +118,8 @@ class Decoder:
         """The next whole frame off the buffer, or None until more bytes arrive."""
         if len(self._buffer) < PRELUDE_LEN:
             return None
-        total, headers_len, prelude_crc = struct.unpack_from(">III", self._buffer, 0)
-        if zlib.crc32(bytes(self._buffer[:8])) != prelude_crc:
+        total, headers_len, prelude_crc = _PRELUDE.unpack_from(self._buffer, 0)
+        if zlib.crc32(self._buffer[:8]) != prelude_crc:
             raise CrcError("event-stream prelude CRC mismatch")
         if total < MIN_FRAME or total > self.max_frame:
             raise FrameLengthError(f"event-stream frame length {total} out of range")
@@ -119,10 +128,17 @@ class Decoder:
         if len(self._buffer) < total:
             return None
         frame = bytes(self._buffer[:total])
-        (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-        if zlib.crc32(frame[:-4]) != message_crc:
+        (message_crc,) = _CRC.unpack_from(frame, total - 4)
+        with memoryview(frame) as view:
+            crc = zlib.crc32(view[:-4])
+        if crc != message_crc:
             raise CrcError("event-stream message CRC mismatch")
-        headers = _parse_headers(frame[PRELUDE_LEN:PRELUDE_LEN + headers_len])
+        raw_headers = frame[PRELUDE_LEN:PRELUDE_LEN + headers_len]
+        headers = self._headers.get(raw_headers)
+        if headers is None:
+            headers = _parse_headers(raw_headers)
+            if len(self._headers) < _KNOWN_HEADERS:
+                self._headers[raw_headers] = headers
         # Only a good frame leaves the buffer: a bad one stays counted in `pending`, so a caller
         # that only checks `pending` at the end of the stream still sees that it did not end cleanly.
         del self._buffer[:total]
