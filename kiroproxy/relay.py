@@ -3,8 +3,9 @@
 Kiro itself is behind KiroClient.open() (payload, hosts, decoding); this module only decides.
 
 Everything before the first upstream event can fail over: connecting, the status check and the
-wait for that event (the connection is made and read on the stream's pump thread, so the request
-thread can send keep-alives meanwhile). open() returns once the first event is in, or, for a
+wait for that event (for a streaming client the connection is made and read on the stream's pump
+thread, so the request thread can send keep-alives meanwhile; a whole answer is read on the
+request thread itself, watched by the shared watchdog thread). open() returns once the first event is in, or, for a
 streaming client, after `stream_start` seconds without one: the response then starts and the
 connection attempts go on behind keep-alives. A first-event timeout moves to another account at
 most once. Failures after open() returned surface as ProxyError from the event iterator.
@@ -32,6 +33,7 @@ from .kiro.credentials import Credentials
 from .kiro.errors import KiroFailure
 from .kiro.models import Catalog
 from .pump import ClientGone, Pump
+from .watchdog import InlineRead, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class Relay:
         self.closing = threading.Event()  # set by cut_streams(): every open answer ends with an error
         # Called after an account is parked for exhausted credits (to look up the exact reset date).
         self.on_exhausted = on_exhausted
+        self.watchdog = Watchdog()  # cuts whole-answer reads whose client left
 
     def cut_streams(self) -> None:
         """End every open answer with ShuttingDown (its protocol's in-stream error) within a pump
@@ -269,7 +272,11 @@ class Relay:
                                     conversation_id=conversation_id,
                                     thinking_efforts=self.catalog.info(model_id).thinking_efforts,
                                     reauthorize=reauthorize)
-        pump = Pump(upstream, abort=upstream.abort)  # connects and reads on its own thread
+        pump: Union[Pump, InlineRead]
+        if req.stream:
+            pump = Pump(upstream, abort=upstream.abort)  # connects and reads on its own thread
+        else:
+            pump = InlineRead(upstream, abort=upstream.abort, watchdog=self.watchdog)
         try:
             first = yield from self._first_event(pump, gone)
         except BaseException:
@@ -277,7 +284,7 @@ class Relay:
             raise
         return first, pump
 
-    def _first_event(self, pump: Pump, gone: Callable[[], bool]):
+    def _first_event(self, pump: Union[Pump, InlineRead], gone: Callable[[], bool]):
         """Wait for the first upstream event, yielding a Heartbeat every `stream_start` seconds.
         Failures so far become KiroFailure, so they can still fail over."""
         events = pump.events(heartbeat=self.stream_start, client_gone=gone, idle=_WAITING, cut=self._cut)
@@ -298,7 +305,7 @@ class Relay:
 
 
     def _stream(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
-                first: List[Event], pump: Pump, gone: Callable[[], bool]) -> Iterator[Event]:
+                first: List[Event], pump: Union[Pump, InlineRead], gone: Callable[[], bool]) -> Iterator[Event]:
         exchange.account_id = lease.account_id
         exchange.attempts.append(Attempt(lease.account_id, "ok"))
         exchange.first_byte_at = self.clock()
@@ -310,7 +317,7 @@ class Relay:
         log.info("%s %s -> %s on account %s", exchange.protocol, req.model, model_id, lease.account_id)
         return self._observe(events, pump, lease, exchange, meter)
 
-    def _observe(self, events: Iterator[Event], pump: Pump, lease: Lease, exchange: Exchange,
+    def _observe(self, events: Iterator[Event], pump: Union[Pump, InlineRead], lease: Lease, exchange: Exchange,
                  meter: accounting.Meter) -> Iterator[Event]:
         builder = ReplyBuilder(exchange.model)
         exchange.reply = builder.reply

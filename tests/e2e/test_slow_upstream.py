@@ -3,6 +3,7 @@ protocol's timeout error; streaming clients get keep-alives while the first even
 from __future__ import annotations
 
 import json
+import socket
 from typing import Callable, Iterator, List
 
 import pytest
@@ -140,3 +141,22 @@ def test_a_client_that_leaves_while_waiting_frees_the_account(make_proxy, fake):
     wait_for(lambda: flows(proxy) and flows(proxy)[0]["state"] == "cancelled", timeout=30)
     fake.release("first-byte")  # the upstream answers after the client left
     wait_for(lambda: proxy.services.pool.summaries()[0]["in_flight"] == 0, timeout=10)
+
+
+def test_a_whole_answer_client_that_leaves_mid_answer_frees_the_account(make_proxy, fake):
+    """A non-streaming answer is read on the request thread; the watchdog still cuts it when the
+    client goes."""
+    proxy = make_proxy()
+    proxy.add_account("acc-A")
+    fake.queue(Script().text("one").gate("g").text("two").context_usage())
+    body = json.dumps(BODY).encode()
+    head = (f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"x-api-key: sk-test\r\nanthropic-version: 2023-06-01\r\nContent-Length: {len(body)}\r\n\r\n")
+    port = int(proxy.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(head.encode() + body)
+        assert fake.wait_gate("g", 10)  # the proxy has the first event, the rest is held back
+    assert fake.wait_disconnect(10)  # the proxy cut the upstream before the rest came
+    (flow,) = wait_for(lambda: [f for f in flows(proxy) if f["state"] == "cancelled"], timeout=10)
+    wait_for(lambda: proxy.services.pool.summaries()[0]["in_flight"] == 0, timeout=10)
+    fake.release("g")
