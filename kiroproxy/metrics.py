@@ -1,6 +1,7 @@
 """Prometheus metrics on a per-app CollectorRegistry (never the library's global one, so two apps in
 one process, as in the tests, count apart). An exchange observer feeds the request counters; the
-account and flow-store gauges are read when scraped.
+account and flow-store gauges are read when scraped. prometheus_client loads with the first
+counted request or scrape, not at start-up.
 
 Label values are bounded: protocols and statuses are few, error kinds are ours, and at most
 MAX_MODELS model names are kept as labels (the rest count as "(other)").
@@ -8,10 +9,7 @@ MAX_MODELS model names are kept as labels (the rest count as "(other)").
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterable, Set
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from typing import Any, Callable, Dict, Iterable, Optional, Set
 
 from .exchange import Exchange
 
@@ -28,7 +26,9 @@ class ReadAtScrape:
         self.accounts = accounts
         self.flows = flows
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         by_state = GaugeMetricFamily("kiroproxy_accounts", "Accounts by state", labels=["state"])
         for state, count in sorted(self.accounts().items()):
             by_state.add_metric([state], count)
@@ -39,10 +39,12 @@ class ReadAtScrape:
         yield GaugeMetricFamily("kiroproxy_requests_in_flight", "Requests being served", value=store["in_flight"])
 
 
-class Metrics:
-    """Observer of exchanges (relay observers) and of token refreshes (refresher listeners)."""
+class Instruments:
+    """The registry and its counters and histograms."""
 
     def __init__(self, accounts: Callable[[], Dict[str, int]], flows: Callable[[], Dict[str, Any]]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("kiroproxy_requests", "Client requests by protocol, model and status",
                                 ["protocol", "model", "status"], registry=self.registry)
@@ -57,8 +59,27 @@ class Metrics:
         self.refreshes = Counter("kiroproxy_token_refreshes", "Account token refreshes by outcome", ["outcome"],
                                  registry=self.registry)
         self.registry.register(ReadAtScrape(accounts, flows))
+
+
+class Metrics:
+    """Observer of exchanges (relay observers) and of token refreshes (refresher listeners)."""
+
+    def __init__(self, accounts: Callable[[], Dict[str, int]], flows: Callable[[], Dict[str, Any]]) -> None:
+        self._sources = (accounts, flows)
+        self._instruments: Optional[Instruments] = None
         self._models: Set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def instruments(self) -> Instruments:
+        """Built on first use."""
+        made = self._instruments
+        if made is None:
+            with self._lock:
+                if self._instruments is None:
+                    self._instruments = Instruments(*self._sources)
+                made = self._instruments
+        return made
 
     def _model(self, name: str) -> str:
         name = name or "-"
@@ -74,20 +95,23 @@ class Metrics:
         pass
 
     def finished(self, exchange: Exchange) -> None:
+        made = self.instruments
         protocol = exchange.protocol or "-"
-        self.requests.labels(protocol, self._model(exchange.model), str(exchange.status)).inc()
+        made.requests.labels(protocol, self._model(exchange.model), str(exchange.status)).inc()
         if exchange.error:
-            self.errors.labels(str(exchange.error.get("kind") or "unknown")).inc()
+            made.errors.labels(str(exchange.error.get("kind") or "unknown")).inc()
         if exchange.first_byte_at is not None:
-            self.ttfb.labels(protocol).observe(max(0.0, exchange.first_byte_at - exchange.received_at))
+            made.ttfb.labels(protocol).observe(max(0.0, exchange.first_byte_at - exchange.received_at))
         if exchange.completed_at is not None:
-            self.duration.labels(protocol).observe(max(0.0, exchange.completed_at - exchange.received_at))
-        self.tokens.labels("input").inc(exchange.usage.input_tokens or 0)
-        self.tokens.labels("output").inc(exchange.usage.output_tokens or 0)
+            made.duration.labels(protocol).observe(max(0.0, exchange.completed_at - exchange.received_at))
+        made.tokens.labels("input").inc(exchange.usage.input_tokens or 0)
+        made.tokens.labels("output").inc(exchange.usage.output_tokens or 0)
 
     def refreshed(self, outcome: str) -> None:
         """A token refresh ended: "ok", "failed" (transient) or "rejected" (the account is unhealthy)."""
-        self.refreshes.labels(outcome).inc()
+        self.instruments.refreshes.labels(outcome).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.instruments.registry)

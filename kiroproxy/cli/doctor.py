@@ -12,8 +12,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
-import requests
-
 from ..config import Settings
 from ..errors import ProxyError
 from . import options
@@ -70,6 +68,8 @@ def tokenizer_check() -> Check:
 def upstream_checks(settings: Settings) -> List[Check]:
     """Each upstream host answers (any HTTP status) through the outbound proxy; the first Date
     header found is compared with this machine's clock."""
+    import requests
+
     from ..kiro.transport import Endpoints, Sessions
 
     endpoints = Endpoints(settings.kiro_api_url, settings.kiro_auth_url, settings.aws_oidc_url)

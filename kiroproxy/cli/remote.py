@@ -4,13 +4,14 @@ server goes through here (login, status, accounts, keys, logs, flows)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
-
-import requests
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..config import Settings
 from ..errors import ProxyError
 from ..server import local_url, owner
+
+if TYPE_CHECKING:
+    import requests
 
 UNREACHABLE = "unreachable"  # the kind of ProxyError that means "no server answers" (exit status 2)
 
@@ -19,6 +20,8 @@ class AdminApi:
     """The running server's admin API; answers are JSON documents, failures ProxyError."""
 
     def __init__(self, url: str, key: str, timeout: float = 30.0) -> None:
+        import requests  # only commands that talk to a server load it, never `serve`
+
         self.url = url.rstrip("/")
         self.http = requests.Session()
         self.http.trust_env = False  # loopback: no proxy from the environment
@@ -27,12 +30,16 @@ class AdminApi:
 
     def probe(self) -> int:
         """The status of GET /api/accounts, 0 when nothing answers."""
+        import requests
+
         try:
             return self.http.get(self.url + "/api/accounts", timeout=5).status_code
         except requests.RequestException:
             return 0
 
     def raw(self, method: str, path: str, **kw: Any) -> requests.Response:
+        import requests
+
         kw.setdefault("timeout", self.timeout)
         try:
             response = self.http.request(method, self.url + "/api" + path, **kw)

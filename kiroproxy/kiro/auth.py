@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-import requests
-
 from .credentials import EXTERNAL_IDP, IDC, Credentials
 from .transport import ClientIdentity, Endpoints, Sessions
 
@@ -63,6 +61,8 @@ class Authenticator:
 
     def _call(self, creds: Credentials, url: str, *, json_body: Optional[Dict[str, Any]] = None,
               form_body: Optional[Dict[str, str]] = None) -> TokenUpdate:
+        import requests  # loaded by the first upstream call, not at start-up
+
         headers = self.identity.auth_headers(creds)
         if form_body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"

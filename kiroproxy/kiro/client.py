@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import urlsplit
-
-import requests
 
 from ..chat import ChatRequest, Event
 from ..errors import UpstreamError, UpstreamTimeout
@@ -20,6 +18,9 @@ from .errors import KiroFailure
 from .models import ModelInfo
 from .stream import ChatStream
 from .transport import ClientIdentity, Endpoints, Sessions
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def _origin(exc: requests.RequestException) -> str:
 
 
 def network_failure(exc: requests.RequestException, what: str) -> KiroFailure:
+    import requests
+
     if isinstance(exc, requests.Timeout):
         error: UpstreamError = UpstreamTimeout(f"Kiro{_origin(exc)} did not answer the {what} in time")
     else:
@@ -110,6 +113,8 @@ class KiroClient:
     def _post_chat(self, creds: Credentials, body: Dict[str, Any], host: str,
                    session: requests.Session) -> requests.Response:
         """POST the payload and return the 200 streaming response (read timeout = first event)."""
+        import requests
+
         url = host + "/generateAssistantResponse"
         # Lone surrogates (a cut emoji, binary tool output) cannot be UTF-8; the web layer already
         # replaces them, and Kiro must never get surrogate bytes (surrogatepass), so replace here too.
@@ -161,6 +166,8 @@ class KiroClient:
         return self._get(creds, "/getUsageLimits", params, "usage query")
 
     def _get(self, creds: Credentials, path: str, params: Dict[str, Any], what: str) -> Dict[str, Any]:
+        import requests
+
         url = self.endpoints.management_host(creds) + path
         headers = self.identity.chat_headers(creds, streaming=False, api="codewhispererruntime")
         try:
@@ -181,6 +188,8 @@ class KiroClient:
 
 
 def _read_limited(response: requests.Response) -> str:
+    import requests
+
     chunks = []
     size = 0
     try:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import quote, urlencode
 
-import requests
-
 from .transport import ClientIdentity, Endpoints, Sessions
 
 log = logging.getLogger(__name__)
@@ -210,6 +208,8 @@ class KiroLogin:
                               f"md/nodejs#{self.identity.node_version} api/sso-oidc#3.980.0 m/E KiroIDE"}
 
     def _post(self, url: str, body: Dict[str, Any], headers: Dict[str, str]) -> Dict[str, Any]:
+        import requests  # loaded by the first upstream call, not at start-up
+
         try:
             response = self.sessions.get().post(url, json=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:

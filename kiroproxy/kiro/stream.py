@@ -7,17 +7,16 @@ blocked read returns at once. Network and decoding failures surface as ProxyErro
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Mapping, Optional
-
-import requests
-import urllib3
+from typing import TYPE_CHECKING, Callable, Iterator, List, Mapping, Optional
 
 from ..chat import Event
 from ..errors import ProxyError, Truncated, UpstreamError, UpstreamTimeout
 from . import eventstream
-from .body import iter_body
 from .events import Translator
 from .transport import abort, set_read_timeout
+
+if TYPE_CHECKING:
+    import requests
 
 
 class ChatStream:
@@ -91,6 +90,11 @@ class ChatStream:
 
 def _body(response: requests.Response) -> Iterator[bytes]:
     """Body chunks; network failures become typed upstream errors."""
+    import requests  # loaded already by the call that made `response`
+    import urllib3
+
+    from .body import iter_body  # it imports requests and urllib3: not at start-up
+
     try:
         yield from iter_body(response)
     except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:

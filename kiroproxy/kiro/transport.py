@@ -10,12 +10,13 @@ import uuid
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager, Dict, List, Optional
-
-import requests
+from typing import TYPE_CHECKING, ContextManager, Dict, List, Optional
 
 from .credentials import EXTERNAL_IDP, IDC, Credentials
 from .warm import WarmConnections
+
+if TYPE_CHECKING:
+    import requests
 
 SDK_VERSION = "1.0.34"
 
@@ -119,6 +120,8 @@ class Sessions:
             cache = self._local.sessions = {}
         session = cache.get(proxy)
         if session is None:
+            import requests  # loaded by the first upstream call, not at start-up
+
             session = requests.Session()
             session.trust_env = False  # never pick up a proxy or netrc from the environment silently
             if proxy:

@@ -12,7 +12,8 @@ the idle timeouts servers and load balancers apply to a silent connection (AWS l
 chat request for ACTIVE_WINDOW (15 min) gets no new warm connection until its next request: an
 unused proxy keeps nothing open upstream. A failed open is not retried until the next request.
 
-Usage: sessions mount `warm.adapter()`; the chat call runs inside `with warm.ahead(): ...`. A
+Usage: sessions mount `warm.adapter()` (its classes live in warmadapter.py, which imports requests
+and urllib3 only when the first session is made); the chat call runs inside `with warm.ahead(): ...`. A
 request made there never reuses a pooled connection (a one-request connection handed back to the
 pool may look alive while the server is closing it) and takes the warm one if there is one. Calls
 outside ahead() (the kept-alive management calls) use the pool as before. With enabled=False
@@ -26,11 +27,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
-
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.util.proxy import connection_requires_http_tunnel
-from urllib3.util.wait import wait_for_read
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +58,18 @@ class WarmConnections:
         self._wanted = threading.local()
         self._closed = False
         self._thread: Optional[threading.Thread] = None
-        self._pools = {"http": _pool_class(HTTPConnectionPool, self), "https": _pool_class(HTTPSConnectionPool, self)}
+        self._pools: Optional[Dict[str, type]] = None
 
     # ----- the request side ----------------------------------------------------------------
 
-    def adapter(self) -> HTTPAdapter:
-        """A transport adapter whose connection pools take warm connections (mount on a session)."""
-        return _WarmAdapter(self._pools)
+    def adapter(self) -> Any:
+        """A requests transport adapter whose connection pools take warm connections (mount on a session)."""
+        from .warmadapter import WarmAdapter, pool_classes
+
+        with self._changed:
+            if self._pools is None:
+                self._pools = pool_classes(self)
+        return WarmAdapter(self._pools)
 
     @contextmanager
     def ahead(self) -> Iterator[None]:
@@ -216,11 +217,13 @@ def _key(pool: Any) -> Key:
 
 def _alive(conn: Any) -> bool:
     """Open and not closed by the server while it waited (a readable idle socket means EOF)."""
+    from urllib3.util.wait import wait_for_read  # loaded already by the pool that made `conn`
+
     sock = getattr(conn, "sock", None)
     return sock is not None and not wait_for_read(sock, timeout=0.0)
 
 
-class _WarmPoolMixin:
+class WarmPoolMixin:
     warm: WarmConnections
 
     def _get_conn(self, timeout: Optional[float] = None) -> Any:
@@ -232,6 +235,8 @@ class _WarmPoolMixin:
 
     def open_ahead(self, connect_timeout: float) -> Any:
         """A new connection of this pool's kind, connected (through the proxy tunnel if any)."""
+        from urllib3.util.proxy import connection_requires_http_tunnel
+
         conn = self._new_conn()  # type: ignore[attr-defined]
         conn.timeout = connect_timeout
         if self.proxy is not None and connection_requires_http_tunnel(  # type: ignore[attr-defined]
@@ -241,22 +246,3 @@ class _WarmPoolMixin:
             conn.connect()
         return conn
 
-
-def _pool_class(base: type, warm: WarmConnections) -> type:
-    return type("Warm" + base.__name__, (_WarmPoolMixin, base), {"warm": warm})
-
-
-class _WarmAdapter(HTTPAdapter):
-    def __init__(self, pools: Dict[str, type]) -> None:
-        self._warm_pools = pools
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._warm_pools
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS managers bring their own pool classes
-            manager.pool_classes_by_scheme = self._warm_pools
-        return manager

@@ -13,7 +13,7 @@ from typing import Any, Optional, Set, Tuple
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..accounts import scan, transfer
+from ..accounts import scan
 from ..accounts.credentials import Credentials, explicit_fields, from_token_file, mask_proxy_url, proxy_url_of
 from ..accounts.pool import AccountPool
 from ..accounts.refresher import failure_text
@@ -268,6 +268,8 @@ def _settings_file() -> dict:
 
 @bp.get("/config/export")
 def config_export() -> Response:
+    from ..accounts import transfer  # pydantic loads with the first export or import, not at start-up
+
     include = request.args.get("include_secrets", "").lower() in ("1", "true", "yes")
     document = transfer.export(services().pool, _settings_file(), include_secrets=include)
     return attachment(jsonify(document), "kiroproxy-config.json")
@@ -275,6 +277,8 @@ def config_export() -> Response:
 
 @bp.post("/config/import")
 def config_import() -> Response:
+    from ..accounts import transfer
+
     svc = services()
     document = transfer.parse_document(body_object())
     changes, result = transfer.plan(document, svc.pool, _settings_file())

@@ -64,8 +64,9 @@ def test_conversion_matches_pydantic(kind, value):
 @pytest.mark.parametrize("kind, value", [
     ("int", "8_080"), ("int", " 8080 "), ("int", "8080.00"), ("int", "8080."), ("int", "1e3"), ("int", 10.0),
     ("int", 10.5), ("int", True), ("int", float("inf")), ("float", "1_000.5"), ("float", "Infinity"),
-    ("float", "٣"), ("float", 10**400), ("bool", "FALSE"), ("bool", " true"), ("bool", 1.0), ("bool", 2), ("bool", 10**400),
-    ("str", 1), ("Optional[str]", None), ("List[str]", "a"), ("List[str]", ["a", 1]), ("Dict[str, str]", {"a": 1}),
+    ("float", "٣"), ("float", 10**400), ("bool", "FALSE"), ("bool", " true"), ("bool", 1.0), ("bool", 2),
+    ("bool", 10**400), ("str", 1), ("Optional[str]", None), ("List[str]", "a"), ("List[str]", ["a", 1]),
+    ("Dict[str, str]", {"a": 1}),
 ])
 def test_edge_values_match_pydantic(kind, value):
     pair = (kind, ())
