@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +245,8 @@ def _ide_registration(cache: Path, client_id_hash: Any) -> Tuple[Optional[Dict[s
 
 
 def _database_entries(database: Path, now: Optional[float], lock_timeout: float) -> List[Entry]:
+    import sqlite3  # only a scan that finds kiro-cli's database needs it, not the server's start-up
+
     try:
         auth, profile = _read_database(database, lock_timeout)
     except sqlite3.Error as exc:
@@ -259,6 +260,8 @@ def _database_entries(database: Path, now: Optional[float], lock_timeout: float)
 
 def _read_database(database: Path, lock_timeout: float) -> Tuple[Dict[str, Any], Any]:
     """auth_kv as a dict and the raw profile value from `state`. Opens the file read-only."""
+    import sqlite3
+
     uri = database.absolute().as_uri() + "?mode=ro"  # as_uri percent-encodes spaces, '#' and '?'
     with closing(sqlite3.connect(uri, uri=True, timeout=lock_timeout)) as conn:
         conn.execute("PRAGMA query_only = ON")
