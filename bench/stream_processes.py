@@ -2,6 +2,7 @@
 
     fake = FakeProcess(chunks=200, interval=0.002, new_connection_delay=0.0)   # fake.url
     proxy = ProxyProcess(ROOT, fake.url)       # any checkout's kiroproxy.py; proxy.startup, proxy.url
+    floor = ProxyProcess(ROOT, fake.url, script=FLOOR_APP)   # Flask + waitress alone, measured alike
     rss_mb(proxy.pid); with RssSampler(proxy.pid) as peak: ...; peak.mb
 
 Run as a script, this module is the fake's process: `python stream_processes.py fake CHUNKS INTERVAL
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
 ADMIN = "bench-admin-key"
 SHORT_MARK = "bench-short"
 
@@ -80,7 +82,8 @@ class ProxyProcess:
 
     `startup` is the time from launching the process to the first answered GET /v1/models."""
 
-    def __init__(self, root: Path, fake_url: str, extra_args: Optional[List[str]] = None) -> None:
+    def __init__(self, root: Path, fake_url: str, extra_args: Optional[List[str]] = None,
+                 script: Optional[Path] = None) -> None:
         self.home = tempfile.mkdtemp(prefix="kiroproxy-bench-")
         self.port = free_port()
         env = dict(os.environ, HOME=self.home, KIROPROXY_ADMIN_KEY=ADMIN, KIROPROXY_KIRO_API_URL=fake_url,
@@ -89,7 +92,7 @@ class ProxyProcess:
         env.pop("KIROPROXY_HOME", None)
         env.pop("PYTHONPATH", None)  # the checkout's own package, found next to kiroproxy.py
         started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(root / "kiroproxy.py"), "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, str(script or root / "kiroproxy.py"), "--port", str(self.port),
                                       *(extra_args or [])], cwd=str(root), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.proc.pid
