@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from .accounts.account import ACTIVE, COOLDOWN, EXHAUSTED
-from .exchange import Exchange
+from .exchange import Exchange, ExchangeSnapshot
 
 UPSTREAM_KINDS = frozenset({"upstream", "timeout", "truncated", "overloaded"})
 FAILING_AFTER = 5  # consecutive upstream failures that make the service degraded
@@ -27,7 +27,7 @@ class UpstreamHealth:
     def started(self, exchange: Exchange) -> None:
         pass
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: ExchangeSnapshot) -> None:
         error = exchange.error or {}
         with self._lock:
             if error.get("kind") in UPSTREAM_KINDS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, Iterable, Optional, Set
 
-from .exchange import Exchange
+from .exchange import Exchange, ExchangeSnapshot
 
 MAX_MODELS = 50
 OTHER = "(other)"
@@ -94,7 +94,7 @@ class Metrics:
     def started(self, exchange: Exchange) -> None:
         pass
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: ExchangeSnapshot) -> None:
         made = self.instruments
         protocol = exchange.protocol or "-"
         made.requests.labels(protocol, self._model(exchange.model), str(exchange.status)).inc()

@@ -23,9 +23,9 @@ from typing import Callable, Iterator, List, Optional, Sequence, Union
 from . import accounting, tokens
 from .accounts.pool import AccountPool, Lease
 from .accounts.refresher import Refresher, failure_text
-from .chat import ChatRequest, Event, Finish, Heartbeat, ReplyBuilder, Stream
+from .chat import ChatRequest, Event, Heartbeat, Stream
 from .errors import ProxyError, ShuttingDown, TooLarge, Truncated, UpstreamError, UpstreamTimeout
-from .exchange import CANCELLED, COMPLETED, PENDING, STREAMING, Attempt, Exchange, Observer
+from .exchange import COMPLETED, PENDING, STREAMING, Attempt, Exchange, Observer
 from .kiro import errors as kiro_errors
 from .kiro.auth import RefreshError
 from .kiro.client import KiroClient
@@ -106,11 +106,11 @@ class Relay:
         self.finish(exchange)
 
     def finish(self, exchange: Exchange) -> None:
-        if exchange.completed_at is None:
-            exchange.completed_at = self.clock()
+        """The exchange is over: its observers get its last snapshot."""
+        snapshot = exchange.ended(self.clock())
         for observer in self.observers:
             try:
-                observer.finished(exchange)
+                observer.finished(snapshot)
             except Exception:  # an observer must never break a client's request
                 log.exception("observer %r failed", observer)
 
@@ -120,7 +120,7 @@ class Relay:
         the first event (or, for a streaming client, within `stream_start` seconds)."""
         model_id = self.catalog.resolve(req.model)
         info = self.catalog.info(model_id)
-        exchange.model = model_id
+        exchange.routed(model_id)
         input_tokens = tokens.count_request(req)
         if input_tokens > info.context_window:
             raise TooLarge(f"prompt is too long: {input_tokens} tokens > {info.context_window} maximum",
@@ -190,8 +190,7 @@ class Relay:
         """Act on one account's failure (pool state, attempt record). Returns the error the client
         gets if no other account answers; raises it when no other account may be tried."""
         if isinstance(exc, RefreshError):
-            exchange.attempts.append(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh",
-                                             exc.message))
+            exchange.attempted(Attempt(lease.account_id, "unhealthy" if exc.permanent else "refresh", exc.message))
             if not exc.permanent:
                 self.pool.cooldown(lease.account_id, 30.0, failure_text(exc), strike=False)
             return UpstreamError(f"could not refresh the Kiro token: {exc.message}", status=503, kind="overloaded")
@@ -218,14 +217,14 @@ class Relay:
         except ProxyError as exc:
             if exchange.state == PENDING:
                 if isinstance(exc, ShuttingDown):
-                    _cancel(exchange, exc, self.clock())
+                    exchange.cancelled(exc, self.clock())
                 else:
                     exchange.fail(exc.status, exc.kind, exc.message, self.clock())
                 self.finish(exchange)
             raise
         except (GeneratorExit, ClientGone):
             if exchange.state == PENDING:
-                exchange.state = CANCELLED
+                exchange.cancelled()
                 self.finish(exchange)
 
     def _abandon(self, answer: Iterator[Event], exchange: Exchange) -> None:
@@ -233,12 +232,12 @@ class Relay:
         closing them reaches nothing), end the answer: lease released, upstream cut, flow recorded."""
         answer.close()  # type: ignore[attr-defined]
         if exchange.state == PENDING:
-            exchange.state = CANCELLED
+            exchange.cancelled()
             self.finish(exchange)
 
     def _after_failure(self, lease: Lease, failure: KiroFailure, exchange: Exchange) -> ProxyError:
         account_id = lease.account_id
-        exchange.attempts.append(Attempt(account_id, failure.action, failure.message, failure.upstream_status))
+        exchange.attempted(Attempt(account_id, failure.action, failure.message, failure.upstream_status))
         self.pool.record_error(account_id, failure.message)
         if failure.action == kiro_errors.ROTATE and not failure.same_account_retry:
             self.pool.cooldown(account_id, failure.cooldown, failure.message)
@@ -265,7 +264,7 @@ class Relay:
             self.sleep(lease.wait)
 
         def reauthorize(creds: Credentials, failure: KiroFailure) -> Credentials:
-            exchange.attempts.append(Attempt(lease.account_id, "refresh", failure.message, failure.upstream_status))
+            exchange.attempted(Attempt(lease.account_id, "refresh", failure.message, failure.upstream_status))
             return self.refresher.ensure_fresh(lease.account_id, stale_token=creds.access_token)
 
         upstream = self.client.open(self.refresher.ensure_fresh(lease.account_id), req, model_id=model_id,
@@ -306,10 +305,7 @@ class Relay:
 
     def _stream(self, lease: Lease, req: ChatRequest, exchange: Exchange, model_id: str, input_tokens: int,
                 first: List[Event], pump: Union[Pump, InlineRead], gone: Callable[[], bool]) -> Iterator[Event]:
-        exchange.account_id = lease.account_id
-        exchange.attempts.append(Attempt(lease.account_id, "ok"))
-        exchange.first_byte_at = self.clock()
-        exchange.state = STREAMING
+        exchange.streaming(lease.account_id, self.clock())
         info = self.catalog.info(model_id)
         meter = accounting.Meter(input_tokens, info.context_window)
         rest = pump.events(heartbeat=self.keepalive, client_gone=gone, cut=self._cut)
@@ -319,23 +315,19 @@ class Relay:
 
     def _observe(self, events: Iterator[Event], pump: Union[Pump, InlineRead], lease: Lease, exchange: Exchange,
                  meter: accounting.Meter) -> Iterator[Event]:
-        builder = ReplyBuilder(exchange.model)
-        exchange.reply = builder.reply
+        exchange.answering()
         try:
             for event in events:
-                builder.add(event)
-                if isinstance(event, Finish):
-                    # Encoders may stop reading right after Finish: the answer is complete here.
-                    exchange.state = COMPLETED
+                exchange.add(event)  # a Finish completes it: encoders may stop reading right after
                 yield event
-            exchange.state = COMPLETED
+            exchange.completed()
             self.pool.record_success(lease.account_id)
         except (GeneratorExit, ClientGone):
             if exchange.state != COMPLETED:
-                exchange.state = CANCELLED
+                exchange.cancelled()
             self.pool.record_success(lease.account_id)
         except ShuttingDown as exc:
-            _cancel(exchange, exc, self.clock())
+            exchange.cancelled(exc, self.clock())
             raise
         except ProxyError as exc:
             exchange.fail(exc.status, exc.kind, exc.message, self.clock())
@@ -346,18 +338,9 @@ class Relay:
             lease.release()
             if exchange.state == STREAMING:  # an unexpected exception escaped
                 exchange.fail(500, "api_error", "internal error while streaming", self.clock())
-            if exchange.state == COMPLETED:
-                exchange.usage = builder.reply.usage
-            else:  # what was delivered: the output counted so far, no stop reason of its own
-                exchange.usage = meter.final()
-                builder.reply.finish = exchange.state
+            # Not completed: what was delivered, the output counted so far, no stop reason of its own.
+            exchange.settled(None if exchange.state == COMPLETED else meter.final())
             self.finish(exchange)
-
-
-def _cancel(exchange: Exchange, error: ProxyError, now: float) -> None:
-    """Cancelled by the proxy (shutdown): the flow keeps the error the client got."""
-    exchange.fail(error.status, error.kind, error.message, now)
-    exchange.state = CANCELLED
 
 
 def _chain(first: List[Event], rest: Iterator[Event]) -> Iterator[Event]:

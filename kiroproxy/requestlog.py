@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Callable, Iterable, List, Optional, Tuple
 
-from .exchange import Exchange
+from .exchange import Exchange, ExchangeSnapshot
 from .redaction import redact_text
 
 log = logging.getLogger("kiroproxy.requests")
@@ -38,11 +38,11 @@ class RequestLog:
     def started(self, exchange: Exchange) -> None:
         pass
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: ExchangeSnapshot) -> None:
         if log.isEnabledFor(logging.INFO):
             log.info("request %s", self.line(exchange))
 
-    def line(self, exchange: Exchange) -> str:
+    def line(self, exchange: ExchangeSnapshot) -> str:
         tried = exchange.attempts[-1].account_id if exchange.attempts else "-"  # a failure keeps no account_id
         ttfb = None if exchange.first_byte_at is None else exchange.first_byte_at - exchange.received_at
         duration = None if exchange.completed_at is None else exchange.completed_at - exchange.received_at
@@ -66,7 +66,7 @@ class RequestLog:
         return " ".join(f"{k}={_value(redact_text(v, known))}" for k, v in pairs)
 
     @staticmethod
-    def _upstream_host(exchange: Exchange) -> str:
+    def _upstream_host(exchange: ExchangeSnapshot) -> str:
         """The upstream host a network failure named (the last such attempt), else ""."""
         for attempt in reversed(exchange.attempts):
             found = _HOST.search(attempt.message or "")

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from .. import chat, tokens
 from ..errors import ProxyError, Unauthorized
-from ..exchange import COMPLETED, Exchange
+from ..exchange import Exchange
 from ..identity import identities, neutral
 from ..protocols import anthropic, gemini, openai, sse
 from ..redaction import safe_headers
@@ -87,7 +87,7 @@ def check_client_key() -> None:
 def begin_exchange(proto: ModuleType) -> Exchange:
     """This request's flow record, begun on the relay (the flow store shows it as in flight).
     Whoever calls this must end it: relay.abort(), relay.open()'s stream, or a finish."""
-    exchange = Exchange(protocol=proto.NAME, path=request.path, client=request.remote_addr or "",
+    exchange = Exchange(proto.NAME, request.path, client=request.remote_addr or "",
                         headers=safe_headers(request.headers))
     services().relay.begin(exchange)
     g.exchange = exchange
@@ -106,13 +106,12 @@ def record_rejected(proto: ModuleType, error: ProxyError) -> None:
 
 
 def _accept(exchange: Exchange, parse: Callable[[Any], chat.ChatRequest]) -> Tuple[Any, chat.ChatRequest]:
-    """Check the client key, read and parse the body; what was read goes on `exchange`."""
+    """Check the client key, read and parse the body; what was read goes on `exchange` (the
+    caller records the parsed request with exchange.accepted())."""
     check_client_key()
-    body, exchange.raw_body = bodies.read_object()
-    exchange.body = body
-    req = parse(body)
-    exchange.request, exchange.requested_model = req, req.model
-    return body, req
+    body, raw_body = bodies.read_object()
+    exchange.read(body, raw_body)
+    return body, parse(body)
 
 
 def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
@@ -127,7 +126,7 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     exchange = begin_exchange(proto)
     try:
         body, req = _accept(exchange, parse)
-        exchange.stream = req.stream
+        exchange.accepted(req, stream=req.stream)
         slot = svc.slots.take()  # this request holds a thread until its answer ends
         try:
             stream = svc.relay.open(req, exchange)
@@ -168,7 +167,8 @@ def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     exchange = begin_exchange(proto)
     try:
         _, req = _accept(exchange, parse)
-        exchange.model = svc.catalog.resolve(req.model)
+        exchange.accepted(req)
+        exchange.routed(svc.catalog.resolve(req.model))
         total = tokens.count_request(req)
     except ProxyError as error:
         svc.relay.abort(exchange, error)
@@ -176,7 +176,7 @@ def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
     except Exception:
         abort_unexpected(exchange)
         raise
-    exchange.state = COMPLETED
+    exchange.completed()
     svc.relay.finish(exchange)  # tells the flow store and stats, as abort() does for failures
     return jsonify(render(total))
 

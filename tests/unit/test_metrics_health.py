@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from kiroproxy import health, metrics
-from kiroproxy.exchange import Exchange
+from kiroproxy.exchange import Exchange, ExchangeSnapshot
 
 
 def scrape(m: metrics.Metrics) -> dict:
@@ -13,10 +13,9 @@ def scrape(m: metrics.Metrics) -> dict:
             for family in text_string_to_metric_families(m.render().decode()) for s in family.samples}
 
 
-def served(model: str) -> Exchange:
-    exchange = Exchange(protocol="openai", path="/v1/chat/completions", received_at=1.0)
-    exchange.model, exchange.account_id, exchange.first_byte_at, exchange.completed_at = model, "a", 1.5, 3.0
-    return exchange
+def served(model: str) -> ExchangeSnapshot:
+    return ExchangeSnapshot(protocol="openai", path="/v1/chat/completions", received_at=1.0, model=model,
+                            account_id="a", first_byte_at=1.5, completed_at=3.0)
 
 
 def test_two_apps_count_apart_and_model_labels_are_bounded():
@@ -36,10 +35,10 @@ def test_health_verdicts(tmp_path):
     assert health.report({"active": 1}, upstream, tmp_path)["status"] == "ok"
     assert "cooling down" in health.accounts_check({"active": 0, "cooldown": 2})["reason"]
     assert "login" in health.accounts_check({"active": 0})["reason"]
-    failing = Exchange(protocol="anthropic", path="/v1/messages")
+    failing = Exchange("anthropic", "/v1/messages")
     failing.fail(502, "upstream", "Kiro answered 500", 2.0)
-    upstream.finished(failing)
-    upstream.finished(failing)
+    upstream.finished(failing.ended(2.0))
+    upstream.finished(failing.ended(2.0))
     report = health.report({"active": 1}, upstream, tmp_path / "missing")
     assert report["status"] == "degraded"
     assert not report["checks"]["upstream"]["ok"] and not report["checks"]["data_dir"]["ok"]

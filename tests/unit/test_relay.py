@@ -143,7 +143,7 @@ class Setup:
 
 
 def outcomes(exchange: Exchange) -> List[tuple]:
-    return [(a.account_id, a.outcome) for a in exchange.attempts]
+    return [(a.account_id, a.outcome) for a in exchange.snapshot().attempts]
 
 
 def test_a_healthy_account_answers_and_its_lease_is_released():

@@ -9,7 +9,7 @@ import responses
 from kiroproxy.accounts.credentials import from_token_file
 from kiroproxy.accounts.pool import AccountPool
 from kiroproxy.accounts.refresher import Refresher
-from kiroproxy.exchange import Exchange
+from kiroproxy.exchange import Exchange, ExchangeSnapshot
 from kiroproxy.kiro import eventstream
 from kiroproxy.kiro.auth import Authenticator
 from kiroproxy.kiro.client import KiroClient
@@ -23,12 +23,12 @@ URL = "https://runtime.us-east-1.kiro.dev/generateAssistantResponse"
 
 class Observer:
     def __init__(self) -> None:
-        self.done: List[Exchange] = []
+        self.done: List[ExchangeSnapshot] = []
 
     def started(self, exchange: Exchange) -> None:
         pass
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: ExchangeSnapshot) -> None:
         self.done.append(exchange)
 
 
@@ -53,5 +53,6 @@ def test_a_stream_closed_before_its_first_read_releases_the_lease_and_records_th
     assert pool.summary(account)["in_flight"] == 1
     stream.close()  # nothing ever iterated it
     assert pool.summary(account)["in_flight"] == 0
-    assert observer.done == [exchange] and exchange.state == "cancelled"
+    assert [done.id for done in observer.done] == [exchange.id] and exchange.state == "cancelled"
+    assert observer.done[0].state == "cancelled"
     sessions.close()

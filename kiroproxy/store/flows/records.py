@@ -1,8 +1,9 @@
-"""Turning a finished Exchange into a flow: the snapshot taken on the request thread, then the small
-index entry, the full search text and the redacted body record built from it on the writer thread.
+"""Turning a finished exchange (its ExchangeSnapshot) into a flow: the flow's snapshot taken on the
+request thread, then the small index entry, the full search text and the redacted body record
+built from it on the writer thread.
 
 snapshot() is all a request thread runs: it copies fields and keeps the client's raw JSON bytes
-(or pickles the parsed body when there are none), so nothing the request does to the exchange
+(or pickles the parsed body when there are none), so nothing the request does to the body
 afterwards can reach the record. Gathering secrets, redacting
 and serialising happen later, on the flow writer thread. Pure: no I/O.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ... import chat
-from ...exchange import Exchange
+from ...exchange import ExchangeSnapshot
 from ...redaction import Redactor, redact_text
 
 SNIPPET = 200  # characters of the last user message kept in memory to show in lists
@@ -40,7 +41,7 @@ class Snapshot:
     body_json: bool = False         # `body` is the client's raw JSON, not a pickle
 
 
-def snapshot(exchange: Exchange, with_body: bool = True) -> Snapshot:
+def snapshot(exchange: ExchangeSnapshot, with_body: bool = True) -> Snapshot:
     """The request thread's whole share of recording: copies, plus the body: the client's raw
     JSON bytes when the exchange has them (free: bytes are immutable), else one pickle of the
     parsed body (a fast deep copy: ~0.4 ms for a 300 KB body). Without the body, for reading the
@@ -66,7 +67,7 @@ def cost(snap: Snapshot) -> int:
     return META_COST + 2 * len(snap.body) + sum(len(getattr(part, "text", "") or "") for part in snap.parts)
 
 
-def metadata_only(exchange: Exchange) -> Snapshot:
+def metadata_only(exchange: ExchangeSnapshot) -> Snapshot:
     """A snapshot without the request body, the parsed request or the answer (the flow backlog is
     full): the index entry says so with body_dropped."""
     snap = snapshot(exchange, with_body=False)
@@ -91,7 +92,7 @@ def thaw(snap: Snapshot) -> Any:
 
 # ----- the index entry ---------------------------------------------------------------------------
 
-def index_entry(exchange: Exchange, seq: int, account_name: str = "") -> Dict[str, Any]:
+def index_entry(exchange: ExchangeSnapshot, seq: int, account_name: str = "") -> Dict[str, Any]:
     """The flow's metadata as a fresh dict (no text beyond short messages): cheap to build."""
     usage = exchange.usage
     reply = exchange.reply

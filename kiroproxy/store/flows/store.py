@@ -1,6 +1,6 @@
 """The flow store: every request's record, listed from memory, searched and read from disk.
 
-As an exchange observer, a request thread only takes a snapshot of its exchange and queues it;
+As an exchange observer, a request thread only copies its exchange's last snapshot and queues it;
 the writer thread (writer.py) redacts, writes and enforces the caps. Queries filter the small
 in-memory entries (written flows, plus queued and in-flight ones rendered on the fly); `q` then
 reads search texts from disk, newest first, within a time and byte budget.
@@ -12,17 +12,17 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ...errors import BadRequest, NotFound
-from ...exchange import Exchange
+from ...exchange import Exchange, ExchangeSnapshot
 from ...redaction import Redactor
 from ..encoding import utf8
 from ..stats import Stats
 from . import records, recovery, segments
 from .index import Caps, Index
 from .queries import Budget, Filter, scan, summarize, text_matches
-from .writer import BATCH_MAX, Backlog, Pending, Writer
+from .writer import Pending, Writer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ DEFAULT_BACKLOG = 64 * 2**20  # bytes of finished flows waiting for the writer b
 
 class FlowStore:
     """Thread-safe: request threads call started()/finished(), admin threads the queries, one
-    writer thread stores. The lock guards the in-memory state only, never disk or the pool."""
+    writer thread stores. The store's lock guards the in-flight flows and the drop counters; the
+    writer guards what is queued and stored with its own (taken inside the store's, never the
+    other way round). Neither is held across disk I/O or a call to the pool."""
 
     def __init__(self, root: Path, stats: Stats, *, max_flows: int = 10_000, max_bytes: int = 512 * 2**20,
                  max_age_days: float = 30.0, secrets: Callable[[], Iterable[str]] = tuple,
@@ -48,19 +50,17 @@ class FlowStore:
         self.account_name = account_name
         self.search_budget = search or Budget()  # ~1 s or 256 MB of text per `q` request
         self._lock = threading.Lock()
-        self._index = Index(SEGMENT_SIZE)
         self._live: Dict[str, Exchange] = {}
-        self._pending = Backlog()                # finished, not stored yet; seq order
         self.backlog_bytes = backlog_bytes
         self.bodies_dropped = 0                  # flows queued without their bodies (backlog full)
         self.flows_dropped = 0                   # flows not kept at all (backlog twice full)
-        self._dirty: Set[str] = set()            # ids whose marks changed since their last index line
         self._redactor = Redactor()
         loaded = recovery.load(self.disk)
         self.repaired_segments = sum(1 for s in loaded.segments if s.repaired)
-        self._index.load(loaded.segments)
-        self._writer = Writer(self.disk, self._index, stats, self.caps, self._lock, self._pending, self._dirty,
-                              self._redactor_now, self._name, clock, sweep_seconds)
+        index = Index(SEGMENT_SIZE)
+        index.load(loaded.segments)
+        self._writer = Writer(self.disk, index, stats, self.caps, self._redactor_now, self._name, clock,
+                              sweep_seconds)
 
     # ----- life cycle --------------------------------------------------------------------
 
@@ -84,13 +84,14 @@ class FlowStore:
     # ----- observer (request threads) ----------------------------------------------------
 
     def started(self, exchange: Exchange) -> None:
+        """Listed as in flight until finished(): rendered from exchange.snapshot() when read."""
         with self._lock:
             self._live[exchange.id] = exchange
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: ExchangeSnapshot) -> None:
         """Queue the flow for the writer; never waits for the disk. While the queue holds more
         than backlog_bytes, the flow keeps its metadata only; past twice that, it is not kept."""
-        backlog = self._pending.bytes  # read without the lock: a bound, not an exact count
+        backlog = self._writer.backlog_bytes
         if backlog >= 2 * self.backlog_bytes:
             with self._lock:
                 self._live.pop(exchange.id, None)
@@ -101,22 +102,14 @@ class FlowStore:
             snap = records.metadata_only(exchange)
         else:
             snap = records.snapshot(exchange)  # copies: nothing the request does later reaches it
-        with self._lock:
+        with self._lock:  # queued and no longer in flight at one moment, for the listings
             self._live.pop(exchange.id, None)
             if "body_dropped" in snap.meta:
                 self.bodies_dropped += 1
-            earlier = self._pending.get(snap.id)
-            if earlier is not None:  # finished twice before it was stored: the later state wins
-                self._pending[snap.id] = Pending(snap, earlier.seq, earlier.marks, records.cost(snap))
-                return
-            if snap.id in self._index.entries:
-                log.debug("flow %s finished again after it was stored; ignored", snap.id)
-                return
-            self._index.seq += 1
-            self._pending[snap.id] = Pending(snap, self._index.seq, {}, records.cost(snap))
-            full = len(self._pending) >= BATCH_MAX
-        self.stats.record(snap.meta)
-        self._writer.wake(urgent=full)
+            new = self._writer.queue(snap)
+        if new:
+            self.stats.record(snap.meta)
+            self._writer.wake()
 
     # ----- marks -------------------------------------------------------------------------
 
@@ -129,17 +122,11 @@ class FlowStore:
             marks["note"] = note[:2000]
         if tags is not None:
             marks["tags"] = sorted({t.strip()[:40] for t in tags if t.strip()})[:20]
-        with self._lock:
-            entry = self._index.get(flow_id)
-            pending = self._pending.get(flow_id)
-            if entry is None and pending is None:
-                raise NotFound(f"no flow with id '{flow_id}' (in-flight flows can be marked once finished)")
-            (entry if entry is not None else pending.marks).update(marks)
-            self._dirty.add(flow_id)
-            shown = records.public(entry) if entry is not None else None
-        self._writer.wake()
+        shown, pending = self._writer.mark(flow_id, marks)
+        if pending is not None:
+            return self._render_pending(pending, self._redactor_now())
         if shown is None:
-            shown = self._render_pending(pending, self._redactor_now())
+            raise NotFound(f"no flow with id '{flow_id}' (in-flight flows can be marked once finished)")
         return shown
 
     # ----- rows not stored yet: in flight, or finished and queued ------------------------
@@ -150,17 +137,16 @@ class FlowStore:
     def _render_pending(self, pending: Pending, redactor: Redactor) -> Dict[str, Any]:
         entry = records.finish_entry(pending.snap.meta, pending.seq, self._name(pending.snap.meta["account_id"]),
                                      redactor)
-        with self._lock:
-            entry.update(pending.marks)
+        entry.update(self._writer.marks_of(pending))
         return entry
 
-    def _render_live(self, exchange: Exchange, redactor: Redactor) -> Dict[str, Any]:
+    def _render_live(self, exchange: ExchangeSnapshot, redactor: Redactor) -> Dict[str, Any]:
         entry = records.index_entry(exchange, 0, self._name(exchange.account_id))
         return records.finish_entry(entry, 0, entry["account_name"], redactor)
 
     def _text_of(self, entry: Dict[str, Any], source: Any, redactor: Redactor) -> Tuple[Optional[str], int]:
         """(a flow's search text lowercased, bytes it cost; None when unreadable): from disk when
-        stored (source None), else from its Snapshot or in-flight Exchange."""
+        stored (source None), else from its Snapshot or an in-flight exchange's snapshot."""
         if source is None:
             return self.disk.read_search(entry["segment"], entry["id"])
         snap = source if isinstance(source, records.Snapshot) else records.snapshot(source, with_body=False)
@@ -171,16 +157,16 @@ class FlowStore:
                  live: bool = True) -> Tuple[List[Tuple[Dict[str, Any], Any]], List[Dict[str, Any]]]:
         """(fresh rows, stored entries) matching `keep`, newest first, taken at one moment (a flow
         being stored is in exactly one of them). Fresh rows are the in-flight flows (unless a
-        cursor is given) then the queued ones, as (entry, source) where source is the Exchange or
-        the Snapshot; their texts are masked (as every view shows them). Rendering them names
-        accounts, which takes the pool's lock: done after the store lock is released."""
+        cursor is given) then the queued ones, as (entry, source) where source is the in-flight
+        exchange's snapshot or the queued Snapshot; their texts are masked (as every view shows
+        them). Rendering them names accounts, which takes the pool's lock: done after the store
+        lock is released."""
         with self._lock:
             running = list(self._live.values()) if live and cursor is None else []
-            queued = [p for p in self._pending.values() if cursor is None or p.seq < cursor]
-            stored = [e for e in reversed(self._index.entries.values())
-                      if (cursor is None or e["seq"] < cursor) and keep(e)]
+            queued, stored = self._writer.select(keep, cursor)
         redactor = self._redactor_now() if running or queued else self._redactor
-        rows = [(self._render_live(exchange, redactor), exchange) for exchange in reversed(running)]
+        now = [exchange.snapshot() for exchange in reversed(running)]
+        rows = [(self._render_live(snapshot, redactor), snapshot) for snapshot in now]
         rows += [(self._render_pending(p, redactor), p.snap) for p in reversed(queued)]
         return [(entry, source) for entry, source in rows if keep(entry)], stored
 
@@ -196,8 +182,7 @@ class FlowStore:
         fresh = [entry for entry, _ in rows]
         total = len(fresh) + len(stored)
         page = (fresh + stored[:max(0, offset + limit - len(fresh))])[offset:offset + limit]
-        with self._lock:
-            shown = [records.public(e) for e in page]
+        shown = [records.public(e) for e in self._writer.copies(page)]
         last = page[-1]["seq"] if page else 0
         return {"flows": shown, "total": total, "next_cursor": last if last and offset + limit < total else None,
                 "limit": limit, "offset": offset, "partial": False}
@@ -213,9 +198,8 @@ class FlowStore:
         found = scan(candidates, flt.words, offset + limit,
                      lambda candidate: self._text_of(*candidate, redactor), self.search_budget)
         page = [entry for entry, _ in found.matched[offset:offset + limit]]
-        with self._lock:
-            shown = [records.public(e) for e in page]
-            newest = self._index.seq
+        shown = [records.public(e) for e in self._writer.copies(page)]
+        newest = self._writer.newest()
         next_cursor = None
         if not found.complete and found.last is not None:
             next_cursor = found.last[0]["seq"] or newest + 1  # stopped among in-flight rows
@@ -225,9 +209,7 @@ class FlowStore:
 
     def get(self, flow_id: str) -> Dict[str, Any]:
         with self._lock:
-            entry = self._index.get(flow_id)
-            current = dict(entry) if entry is not None else None
-            pending = self._pending.get(flow_id)
+            current, pending = self._writer.find(flow_id)
             live = self._live.get(flow_id)
         if current is not None:
             record = self.disk.read_record(current["segment"], flow_id)
@@ -237,7 +219,7 @@ class FlowStore:
             detail = self._render_pending(pending, redactor)
             record = records.record_of(pending.snap, redactor)
         elif live is not None:
-            return {**self._render_live(live, self._redactor_now()), "request": None, "response": None,
+            return {**self._render_live(live.snapshot(), self._redactor_now()), "request": None, "response": None,
                     "in_flight": True}
         else:
             raise NotFound(f"no flow with id '{flow_id}'")
@@ -258,8 +240,7 @@ class FlowStore:
             raise BadRequest("q works with GET /api/flows only", param="q")
         rows, stored = self._collect(flt.predicate(), None, live=False)
         newest = [entry for entry, _ in rows][:limit]
-        with self._lock:
-            return newest + [dict(e) for e in stored[:limit - len(newest)]]
+        return newest + self._writer.copies(stored[:limit - len(newest)])
 
     # ----- export ------------------------------------------------------------------------
 
@@ -270,8 +251,7 @@ class FlowStore:
         if fmt not in ("json", "jsonl"):
             raise BadRequest("format must be json or jsonl", param="format")
         chosen, stored = self._collect(flt.predicate(), None, live=False)
-        with self._lock:
-            chosen += [(dict(e), None) for e in stored]
+        chosen += [(entry, None) for entry in self._writer.copies(stored)]
         return self._export(chosen, flt.words, fmt, include_bodies)
 
     def _export(self, chosen: List[Tuple[Dict[str, Any], Any]], words: Tuple[str, ...], fmt: str,
@@ -308,21 +288,14 @@ class FlowStore:
     # ----- numbers -----------------------------------------------------------------------
 
     def counts(self) -> Dict[str, Any]:
+        stored = self._writer.counts()
         with self._lock:
-            oldest = next(iter(self._index.entries.values()), None)
-            return {"flows": len(self._index.entries) + len(self._pending), "in_flight": len(self._live),
-                    "bytes": self._index.total_bytes(), "segments": self._index.segment_count(),
-                    "queued": len(self._pending), "backlog_bytes": self._pending.bytes,
-                    "backlog_max_bytes": self.backlog_bytes, "bodies_dropped": self.bodies_dropped,
-                    "flows_dropped": self.flows_dropped,
-                    "oldest_at": oldest.get("received_at") if oldest else None,
-                    "max_flows": self.caps.max_flows, "max_bytes": self.caps.max_bytes,
-                    "max_age_days": self.caps.max_age / 86400}
+            return {"flows": stored["flows"], "in_flight": len(self._live), "bytes": stored["bytes"],
+                    "segments": stored["segments"], "queued": stored["queued"],
+                    "backlog_bytes": stored["backlog_bytes"], "backlog_max_bytes": self.backlog_bytes,
+                    "bodies_dropped": self.bodies_dropped, "flows_dropped": self.flows_dropped,
+                    "oldest_at": stored["oldest_at"], "max_flows": self.caps.max_flows,
+                    "max_bytes": self.caps.max_bytes, "max_age_days": self.caps.max_age / 86400}
 
     def account_of(self, flow_id: str) -> Optional[str]:
-        with self._lock:
-            entry = self._index.get(flow_id)
-            if entry is not None:
-                return entry.get("account_id")
-            pending = self._pending.get(flow_id)
-            return pending.snap.meta.get("account_id") if pending is not None else None
+        return self._writer.account_of(flow_id)

@@ -1,11 +1,13 @@
-"""The flow writer thread: turns queued snapshots into stored flows, in batches.
+"""The flow writer: owns what is stored and what waits to be, and the thread that stores it.
 
-Per batch: gather the known secrets once (the redactor is rebuilt only when they changed),
-redact and serialise each flow, decide evictions for every cap *counting the incoming bytes*,
-remove the evicted bodies, write the new body files, and only then append the index lines that
-name them (one fsync per touched segment). So the disk never goes past its cap, and after a
-kill -9 no index line points at a body that was never written. Wakes on its own now and then
-to evict by age on an idle server. Never called on a request thread.
+The store hands it snapshots (queue), asks it about flows (select, find, mark, counts) and to
+flush or close; the index of written flows, the queue and the unlogged marks change only here,
+under the writer's own lock. Per batch: gather the known secrets once (the redactor is rebuilt
+only when they changed), redact and serialise each flow, decide evictions for every cap
+*counting the incoming bytes*, remove the evicted bodies, write the new body files, and only then
+append the index lines that name them (one fsync per touched segment). So the disk never goes
+past its cap, and after a kill -9 no index line points at a body that was never written. Wakes
+on its own now and then to evict by age on an idle server. Never stores on a request thread.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ...redaction import Redactor
 from ..stats import Stats
@@ -31,7 +33,7 @@ BATCH_MAX = 200
 @dataclass(frozen=True)
 class Pending:
     """A finished flow not stored yet. `marks` (bookmark, note, tags given before it was
-    stored) changes only under the store lock."""
+    stored) changes only under the writer's lock."""
 
     snap: records.Snapshot
     seq: int
@@ -77,21 +79,106 @@ def marks_line(entry: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class Writer:
-    """Shares the store's lock, index, pending flows and dirty marks (all changed under the lock)."""
+    """Thread-safe: request and admin threads call queue() and the readers, one thread writes.
+    Its lock guards the index, the queue and the marks, never the disk."""
 
-    def __init__(self, disk: segments.Disk, index: Index, stats: Stats, caps: Caps, lock: threading.Lock,
-                 pending: Backlog, dirty: Set[str], redactor: Callable[[], Redactor],
-                 account_name: Callable[[Optional[str]], str], clock: Callable[[], float],
-                 sweep_seconds: float) -> None:
+    def __init__(self, disk: segments.Disk, index: Index, stats: Stats, caps: Caps,
+                 redactor: Callable[[], Redactor], account_name: Callable[[Optional[str]], str],
+                 clock: Callable[[], float], sweep_seconds: float) -> None:
+        """`index`: the written flows as loaded at start; from now on this writer's alone."""
         self.disk, self.index, self.stats, self.caps = disk, index, stats, caps
-        self._lock, self._pending, self._dirty = lock, pending, dirty
         self.redactor, self.account_name, self.clock = redactor, account_name, clock
         self.sweep_seconds = sweep_seconds
+        self._lock = threading.Lock()
+        self._pending = Backlog()                # finished, not stored yet; seq order
+        self._dirty: Set[str] = set()            # ids whose marks changed since their last index line
         self._waiters: List[threading.Event] = []
         self._wake = threading.Event()
         self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
+
+    # ----- what the store asks ------------------------------------------------------------
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes the queue holds, read without the lock: a bound, not an exact count."""
+        return self._pending.bytes
+
+    def queue(self, snap: records.Snapshot) -> bool:
+        """Take a finished flow to store (the caller wakes the writer). False when the flow was
+        known: finished twice before it was stored (the later state wins), or stored already."""
+        with self._lock:
+            earlier = self._pending.get(snap.id)
+            if earlier is not None:
+                self._pending[snap.id] = Pending(snap, earlier.seq, earlier.marks, records.cost(snap))
+                return False
+            if snap.id in self.index.entries:
+                log.debug("flow %s finished again after it was stored; ignored", snap.id)
+                return False
+            self.index.seq += 1
+            self._pending[snap.id] = Pending(snap, self.index.seq, {}, records.cost(snap))
+            return True
+
+    def mark(self, flow_id: str, marks: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[Pending]]:
+        """Set marks on a stored or queued flow: (its entry as shown, None) when stored, (None,
+        its Pending) when queued, (None, None) when unknown."""
+        with self._lock:
+            entry = self.index.get(flow_id)
+            pending = self._pending.get(flow_id)
+            if entry is None and pending is None:
+                return None, None
+            (entry if entry is not None else pending.marks).update(marks)
+            self._dirty.add(flow_id)
+            shown = records.public(entry) if entry is not None else None
+        self.wake()
+        return shown, (pending if shown is None else None)
+
+    def marks_of(self, pending: Pending) -> Dict[str, Any]:
+        with self._lock:
+            return dict(pending.marks)
+
+    def select(self, keep: Callable[[Dict[str, Any]], bool],
+               cursor: Optional[int]) -> Tuple[List[Pending], List[Dict[str, Any]]]:
+        """(queued flows, stored entries matching `keep` newest first), before `cursor` if given,
+        taken at one moment. Stored entries change with their marks: copy them with copies()."""
+        with self._lock:
+            queued = [p for p in self._pending.values() if cursor is None or p.seq < cursor]
+            stored = [e for e in reversed(self.index.entries.values())
+                      if (cursor is None or e["seq"] < cursor) and keep(e)]
+        return queued, stored
+
+    def copies(self, entries: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in entries]
+
+    def find(self, flow_id: str) -> Tuple[Optional[Dict[str, Any]], Optional[Pending]]:
+        """(a copy of its entry, None) when stored, (None, its Pending) when queued."""
+        with self._lock:
+            entry = self.index.get(flow_id)
+            if entry is not None:
+                return dict(entry), None
+            return None, self._pending.get(flow_id)
+
+    def newest(self) -> int:
+        with self._lock:
+            return self.index.seq
+
+    def account_of(self, flow_id: str) -> Optional[str]:
+        with self._lock:
+            entry = self.index.get(flow_id)
+            if entry is not None:
+                return entry.get("account_id")
+            pending = self._pending.get(flow_id)
+            return pending.snap.meta.get("account_id") if pending is not None else None
+
+    def counts(self) -> Dict[str, Any]:
+        with self._lock:
+            oldest = next(iter(self.index.entries.values()), None)
+            return {"flows": len(self.index.entries) + len(self._pending), "bytes": self.index.total_bytes(),
+                    "segments": self.index.segment_count(), "queued": len(self._pending),
+                    "backlog_bytes": self._pending.bytes,
+                    "oldest_at": oldest.get("received_at") if oldest else None}
 
     # ----- the thread --------------------------------------------------------------------
 
@@ -102,8 +189,9 @@ class Writer:
             self._thread.start()
 
     def wake(self, urgent: bool = False) -> None:
+        """Store soon; at once when `urgent` or a whole batch is queued."""
         self._wake.set()
-        if urgent:
+        if urgent or len(self._pending) >= BATCH_MAX:
             self._urgent.set()
 
     def close(self, timeout: float) -> None:

@@ -7,6 +7,7 @@ import gc
 import json
 import threading
 import tracemalloc
+from dataclasses import replace
 
 from kiroproxy.store.flows import records, segments
 from kiroproxy.store.flows.queries import Filter
@@ -31,8 +32,7 @@ class SlowDisk(segments.Disk):
 
 def big_exchange(n: int):
     ex = exchange(f"question {n} " + "x" * BODY, f"answer {n}")
-    ex.raw_body = json.dumps(ex.body).encode()  # as the body reader leaves it
-    return ex
+    return replace(ex, raw_body=json.dumps(ex.body).encode())  # as the body reader leaves it
 
 
 def test_flows_finished_faster_than_the_writer_stores_them_keep_memory_flat(open_store, tmp_path):

@@ -16,12 +16,13 @@ import pytest
 
 from kiroproxy import chat
 from kiroproxy.errors import BadRequest, NotFound
-from kiroproxy.exchange import PENDING, STREAMING, Attempt, Exchange
+from kiroproxy.exchange import Attempt, Exchange, ExchangeSnapshot
 from kiroproxy.redaction import MASK
 from kiroproxy.store.flows import FlowStore
 from kiroproxy.store.flows.queries import Filter
 from kiroproxy.store.flows.segments import encode_body
-from tests.unit.store.flows.test_records import T0, exchange
+from tests import factories
+from tests.unit.store.flows.test_records import T0, exchange, failed
 
 DAY = 86400.0
 ALL = Filter()
@@ -31,13 +32,22 @@ def ids(page: dict) -> List[str]:
     return [flow["id"] for flow in page["flows"]]
 
 
-def add(store: FlowStore, count: int, *, start: float = T0, **kw) -> List[Exchange]:
+def add(store: FlowStore, count: int, *, start: float = T0, **kw) -> List[ExchangeSnapshot]:
     """`count` finished exchanges, one second apart (oldest first)."""
     made = [exchange(f"question {n}", f"answer {n}", at=start + n, **kw) for n in range(count)]
     for ex in made:
         store.started(ex)
         store.finished(ex)
     return made
+
+
+def in_flight(at: float, question: str = "the question") -> Exchange:
+    """A live exchange as the web layer leaves it, before the relay connects."""
+    ex = Exchange("anthropic", "/v1/messages", client="tests", headers={"user-agent": "tests/1.0"}, received_at=at)
+    ex.read(factories.anthropic_body(question), None)
+    ex.accepted(factories.request(question))
+    ex.routed("claude-sonnet-4.5")
+    return ex
 
 
 def bodies_on_disk(root: Path) -> List[str]:
@@ -134,7 +144,7 @@ def test_finished_flows_are_counted_in_stats_at_once(open_store):
 def test_a_flow_finished_twice_is_recorded_once(open_store, tmp_path):
     store = open_store()
     (ex,) = add(store, 1)
-    ex.fail(500, "api_error", "failed after all", now=T0 + 3)
+    ex = failed(ex, 500, "api_error", "failed after all", now=T0 + 3)
     store.finished(ex)  # again, before it was stored: the later state wins
     assert store.query(ALL)["total"] == 1 and store.query(ALL)["flows"][0]["state"] == "error"
     store.flush()
@@ -173,7 +183,6 @@ def test_what_the_request_does_after_finishing_never_reaches_the_record(open_sto
     ex.body["messages"][0]["content"] = "changed question"
     ex.body["late"] = "added"
     ex.reply.parts.append(chat.Text(" and more"))
-    ex.attempts.append(Attempt("acc-2", "fail"))
     ex.headers["user-agent"] = "changed"
     store.flush()
     record = read_body(tmp_path, ex.id)
@@ -188,7 +197,7 @@ def test_secrets_are_masked_in_flows_not_written_yet(open_store):
     secret = "account-refresh-token-0123456789"
     store = open_store(secrets=lambda: [secret])
     ex = exchange(f"say {secret}", attempts=[Attempt("acc-1", "rotate", f"refresh {secret} failed")])
-    ex.fail(502, "upstream", f"upstream said {secret}", now=T0 + 1)
+    ex = failed(ex, 502, "upstream", f"upstream said {secret}", now=T0 + 1)
     store.finished(ex)
     texts = [json.dumps(store.query(ALL)), json.dumps(store.get(ex.id)), json.dumps(store.recent(ALL, 5)),
              b"".join(store.export(ALL, "json")).decode()]
@@ -227,11 +236,10 @@ def test_the_redactor_is_rebuilt_only_when_the_secrets_change(open_store, monkey
 def test_live_flows_come_first_newest_first_and_leave_when_finished(open_store):
     store = open_store(account_name=lambda account_id: f"name of {account_id}")
     (done,) = add(store, 1)
-    first = exchange(answer=None, state=PENDING, at=T0 + 10)
-    second = exchange(answer=None, state=PENDING, at=T0 + 20)
+    first, second = in_flight(T0 + 10), in_flight(T0 + 20)
     store.started(first)
     store.started(second)
-    second.state = STREAMING
+    second.streaming("acc-1", T0 + 21)
     page = store.query(ALL)
     assert ids(page) == [second.id, first.id, done.id] and page["total"] == 3
     assert [f["state"] for f in page["flows"]] == ["streaming", "pending", "completed"]
@@ -242,8 +250,8 @@ def test_live_flows_come_first_newest_first_and_leave_when_finished(open_store):
     assert store.summary(ALL)["by_state"] == {"streaming": 1, "pending": 1, "completed": 1}
     with pytest.raises(NotFound):
         store.update(first.id, bookmarked=True)
-    first.state = "completed"
-    store.finished(first)
+    first.completed()
+    store.finished(first.ended(T0 + 11))
     assert ids(store.query(ALL)) == [second.id, first.id, done.id]
     assert store.query(ALL)["flows"][1]["seq"] == 2
 
@@ -252,7 +260,7 @@ def test_a_cursor_page_leaves_live_flows_out(open_store):
     store = open_store()
     add(store, 3)
     store.flush()
-    live = exchange(answer=None, state=PENDING)
+    live = in_flight(T0)
     store.started(live)
     page = store.query(ALL, limit=2)
     assert [f["seq"] for f in page["flows"]] == [0, 3] and page["next_cursor"] == 3
@@ -268,15 +276,15 @@ def test_a_cursor_page_leaves_live_flows_out(open_store):
 def test_filters_paging_and_cursor(open_store, written):
     store = open_store()
     made = add(store, 7)
-    failed = exchange("broken zebra", answer=None, at=T0 + 100, protocol="openai")
-    failed.fail(400, "invalid_request", "bad", now=T0 + 101)
-    store.finished(failed)
+    failed_one = exchange("broken zebra", answer=None, at=T0 + 100, protocol="openai")
+    failed_one = failed(failed_one, 400, "invalid_request", "bad", now=T0 + 101)
+    store.finished(failed_one)
     if written:
         store.flush()
-    newest_first = [failed.id] + [ex.id for ex in reversed(made)]
+    newest_first = [failed_one.id] + [ex.id for ex in reversed(made)]
     assert ids(store.query(ALL)) == newest_first
-    assert ids(store.query(Filter(protocol="openai"))) == [failed.id]
-    assert ids(store.query(Filter(has_error=True))) == [failed.id]
+    assert ids(store.query(Filter(protocol="openai"))) == [failed_one.id]
+    assert ids(store.query(Filter(has_error=True))) == [failed_one.id]
     assert store.query(Filter(since=T0 + 5, until=T0 + 6))["total"] == 2
     page = store.query(ALL, limit=3)
     assert ids(page) == newest_first[:3] and page["total"] == 8 and page["next_cursor"] == 6

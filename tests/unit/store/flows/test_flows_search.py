@@ -6,10 +6,9 @@ from typing import List
 import pytest
 
 from kiroproxy import chat
-from kiroproxy.exchange import PENDING, STREAMING
 from kiroproxy.redaction import MASK
 from kiroproxy.store.flows.queries import Budget, Filter
-from tests.unit.store.flows.test_flows import add, body_file, ids
+from tests.unit.store.flows.test_flows import add, body_file, ids, in_flight
 from tests.unit.store.flows.test_records import T0, exchange, reply
 
 ALL = Filter()
@@ -124,9 +123,9 @@ def test_q_reads_in_flight_and_queued_flows_too(open_store):
     store.flush()
     queued = exchange("a zebra queued", at=T0 + 5)
     store.finished(queued)
-    live = exchange("a zebra in flight", answer=None, state=PENDING, at=T0 + 9)
+    live = in_flight(T0 + 9, "a zebra in flight")
     store.started(live)
-    live.state = STREAMING
+    live.streaming("acc-1", T0 + 10)
     assert ids(store.query(Filter(q="zebra"))) == [live.id, queued.id]
     assert ids(store.query(Filter(q="question"))) == [stored.id]
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from typing import Any, List, Optional, Sequence
 
 import pytest
 
 from kiroproxy import chat
-from kiroproxy.exchange import CANCELLED, COMPLETED, ERROR, STREAMING, Attempt, Exchange
+from kiroproxy.exchange import CANCELLED, COMPLETED, ERROR, STREAMING, Attempt, ExchangeSnapshot
 from kiroproxy.redaction import MASK, Redactor
 from kiroproxy.store.flows import records
 from kiroproxy.store.flows.records import SNIPPET
@@ -32,19 +33,23 @@ def reply(text: str = "the answer", *, thinking: str = "", tools: Sequence[chat.
 def exchange(question: str = "the question", answer: Optional[str] = "the answer", *, at: float = T0,
              protocol: str = "anthropic", state: str = COMPLETED, account_id: Optional[str] = "acc-1",
              usage: Optional[chat.Usage] = None, attempts: Optional[List[Attempt]] = None,
-             **changes: Any) -> Exchange:
+             **changes: Any) -> ExchangeSnapshot:
     """A finished exchange as the relay leaves it: parsed request, reply, usage, one ok attempt."""
-    ex = Exchange(
+    ex = ExchangeSnapshot(
         protocol=protocol, path="/v1/messages", requested_model="claude-sonnet-4-5", stream=False,
         body=factories.anthropic_body(question), headers={"user-agent": "tests/1.0"}, client="tests",
         request=factories.request(question), id=flow_id(), model="claude-sonnet-4.5", account_id=account_id,
         state=state, received_at=at, first_byte_at=at + 0.125, completed_at=at + 1.5,
         usage=usage or chat.Usage(input_tokens=12, output_tokens=34),
-        attempts=[Attempt(account_id or "", "ok", at=at)] if attempts is None else attempts,
+        attempts=(Attempt(account_id or "", "ok", at=at),) if attempts is None else tuple(attempts),
         reply=reply(answer) if answer is not None else None, status=200)
-    for key, value in changes.items():
-        setattr(ex, key, value)
-    return ex
+    return replace(ex, **changes)
+
+
+def failed(ex: ExchangeSnapshot, status: int, kind: str, message: str, now: float) -> ExchangeSnapshot:
+    """`ex` as Exchange.fail() leaves it."""
+    return replace(ex, state=ERROR, status=status, error={"kind": kind, "status": status, "message": message},
+                   completed_at=now)
 
 
 # ----- index_entry -------------------------------------------------------------------------------
@@ -86,7 +91,7 @@ def test_attempts_retries_and_error():
     attempts = [Attempt("acc-1", "rotate", "throttled " + "x" * 500, 429, T0),
                 Attempt("acc-2", "fail", "bad request", 400, T0 + 1)]
     ex = exchange(attempts=attempts, answer=None)
-    ex.fail(400, "invalid_request", "max_tokens must be positive", now=T0 + 2)
+    ex = failed(ex, 400, "invalid_request", "max_tokens must be positive", now=T0 + 2)
     entry = records.index_entry(ex, 1)
     assert [(a["account_id"], a["outcome"], a["status"]) for a in entry["attempts"]] == [
         ("acc-1", "rotate", 429), ("acc-2", "fail", 400)]
@@ -142,16 +147,15 @@ def test_public_drops_only_where_the_flow_is_stored():
 
 # ----- snapshot ----------------------------------------------------------------------------------
 
-def test_a_snapshot_does_not_change_when_the_exchange_does():
+def test_a_snapshot_does_not_change_when_the_body_or_the_reply_does():
     calls = [chat.ToolUse("t1", "Read", {"path": "a"})]
-    ex = exchange(reply=reply("the answer", tools=calls))
-    ex.fail(502, "upstream", "first message", now=T0 + 2)
+    ex = exchange(reply=reply("the answer", tools=calls), headers={"user-agent": "tests/1.0"})
+    ex = failed(ex, 502, "upstream", "first message", now=T0 + 2)
     snap = records.snapshot(ex)
-    # The request thread goes on using its exchange after finishing it.
+    # The request thread goes on using the body it parsed (the exchange itself no longer changes).
     ex.body["messages"][0]["content"] = "changed later"
     ex.body["extra"] = "added later"
     ex.headers["user-agent"] = "changed"
-    ex.attempts.append(Attempt("acc-9", "fail"))
     ex.error["message"] = "changed message"
     ex.reply.parts.append(chat.Text(" more"))
     assert records.thaw(snap) == factories.anthropic_body("the question")
@@ -185,7 +189,7 @@ def test_search_text_holds_the_whole_request_and_response():
                                tools=(chat.Tool("ToolDefinitionName", "Tool Description Word", {}),))
     ex = exchange(request=request, reply=reply("The Answer " + "a" * 5000 + " AnswerTail", thinking="Deep Thought",
                                                 tools=[chat.ToolUse("t1", "Write", {"text": "CallArgument"})]))
-    ex.error = {"kind": "upstream", "message": "Upstream Said No"}
+    ex = replace(ex, error={"kind": "upstream", "message": "Upstream Said No"})
     text = records.search_text(records.snapshot(ex))
     for piece in (ex.id, "System Prompt Word", "Earlier Question", "Old Thought", "earlier answer", "Grep",
                   "NeedleArg", "Tool Output Here", "LateWord", "The Answer", "AnswerTail", "Deep Thought", "Write",
@@ -207,7 +211,7 @@ SECRET = "client-secret-value-0123456789"
 def test_finish_entry_masks_secrets_in_error_attempts_and_snippet_without_touching_the_snapshot():
     attempts = [Attempt("acc-1", "rotate", f"refresh with {SECRET} failed", 400, T0)]
     ex = exchange(question=f"tell {SECRET}", attempts=attempts)
-    ex.fail(502, "upstream", f"upstream echoed {SECRET}", now=T0 + 1)
+    ex = failed(ex, 502, "upstream", f"upstream echoed {SECRET}", now=T0 + 1)
     snap = records.snapshot(ex)
     entry = records.finish_entry(snap.meta, 7, "primary", Redactor([SECRET]))
     assert (entry["seq"], entry["account_name"]) == (7, "primary")
@@ -222,7 +226,7 @@ def test_finish_entry_masks_the_longest_secret_first_and_unknown_token_shapes():
     short, long = "abcdefgh", "abcdefgh-longer-secret"
     token = factories.token_like("aor", "UnknownRefreshToken0123456789abcdef")
     ex = exchange(question=f"x {long} y {token}")
-    ex.fail(500, "upstream", f"x {long} y", now=T0 + 1)
+    ex = failed(ex, 500, "upstream", f"x {long} y", now=T0 + 1)
     entry = records.finish_entry(records.snapshot(ex).meta, 1, "", Redactor([short, long]))
     assert entry["error"]["message"] == f"x {MASK} y"
     assert entry["snippet"] == f"x {MASK} y {MASK}"
