@@ -114,8 +114,6 @@ class Exchange:
         with self._lock:
             self._facts.update(facts)
 
-    # ----- the web layer -------------------------------------------------------------------
-
     def read(self, body: Any, raw_body: Optional[bytes]) -> None:
         """The client's body as read (before it is parsed), and its raw bytes when they parsed as-is."""
         self._set(body=body, raw_body=raw_body)
@@ -123,8 +121,6 @@ class Exchange:
     def accepted(self, request: Any, *, stream: bool = False) -> None:
         """The body parsed into `request` (a chat.ChatRequest)."""
         self._set(request=request, requested_model=request.model, stream=stream)
-
-    # ----- the relay ---------------------------------------------------------------------------
 
     def routed(self, model: str) -> None:
         """The upstream model the request goes to."""

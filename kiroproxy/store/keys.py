@@ -63,8 +63,6 @@ class KeyStore:
         self._seen: Optional[Tuple[int, int, int]] = None
         self._last_written: Dict[str, float] = {}
 
-    # ----- reading -----------------------------------------------------------------------
-
     def _identity(self) -> Optional[Tuple[int, int, int]]:
         try:
             st = self.path.stat()
@@ -118,8 +116,6 @@ class KeyStore:
             except (OSError, ProxyError) as exc:  # a read-only disk must not refuse the client
                 log.warning("could not note the use of key %s: %s", record.name, exc)
         return record.name
-
-    # ----- changing ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -118,8 +118,6 @@ class ResponseStore:
             evicted = self._over_limit()
         self._delete(evicted)
 
-    # ----- internals -------------------------------------------------------------------------
-
     def _masked(self, record: dict) -> str:
         """The record as JSON with secrets masked as in flows (known secrets and key shapes): a
         follow-up then replays the conversation with them masked too."""

@@ -71,8 +71,6 @@ class Index:
         self._ids[entry["segment"]].add(entry["id"])
         self.body_bytes += entry.get("size") or 0
 
-    # ----- bytes and segments ------------------------------------------------------------
-
     def total_bytes(self) -> int:
         """Body files plus index logs, as they are on disk now."""
         return self.body_bytes + sum(self._log_size.values())
@@ -114,8 +112,6 @@ class Index:
             table.pop(segment, None)
         if segment != self._newest:
             self._adds.pop(segment, None)
-
-    # ----- caps --------------------------------------------------------------------------
 
     def plan(self, incoming: List[Incoming], now: float, caps: Caps, extra: int = 0) -> Plan:
         """Which flows go so that, after this batch is written (`incoming`, plus `extra` bytes

@@ -90,8 +90,6 @@ def thaw(snap: Snapshot) -> Any:
     return pickle.loads(snap.body)  # noqa: S301 - our own bytes, made in this process by snapshot()
 
 
-# ----- the index entry ---------------------------------------------------------------------------
-
 def index_entry(exchange: ExchangeSnapshot, seq: int, account_name: str = "") -> Dict[str, Any]:
     """The flow's metadata as a fresh dict (no text beyond short messages): cheap to build."""
     usage = exchange.usage
@@ -154,8 +152,6 @@ def public(entry: Dict[str, Any]) -> Dict[str, Any]:
     """An index entry as the API shows it (without where it is stored)."""
     return {k: v for k, v in entry.items() if k != "segment"}
 
-
-# ----- search text and body record ---------------------------------------------------------------
 
 def last_user_text(req: Optional[chat.ChatRequest]) -> str:
     if req is None:

@@ -94,8 +94,6 @@ class Disk:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
 
-    # ----- paths -------------------------------------------------------------------------
-
     def segment_path(self, segment: int) -> Path:
         return self.index_dir / f"seg-{segment:06d}.jsonl"
 
@@ -106,8 +104,6 @@ class Disk:
         if not FLOW_ID.match(flow_id):
             raise ValueError(f"not a flow id: {flow_id!r}")
         return self.body_folder(segment) / f"{flow_id}{_BODY_SUFFIX}"
-
-    # ----- bodies ------------------------------------------------------------------------
 
     def write_body(self, segment: int, flow_id: str, data: bytes) -> int:
         """Write one body file atomically (see encode_body); returns its size in bytes."""
@@ -177,8 +173,6 @@ class Disk:
         except FileNotFoundError:
             pass
         return found
-
-    # ----- index logs --------------------------------------------------------------------
 
     def append(self, segment: int, records: List[Dict[str, Any]]) -> int:
         """Append lines to a segment's log and fsync; returns the file's new size."""
@@ -263,8 +257,6 @@ class Disk:
             return self.segment_path(segment).stat().st_size
         except OSError:
             return 0
-
-    # ----- the whole store ---------------------------------------------------------------
 
     def segments(self) -> List[int]:
         found: Set[int] = set()

@@ -62,8 +62,6 @@ class FlowStore:
         self._writer = Writer(self.disk, index, stats, self.caps, self._redactor_now, self._name, clock,
                               sweep_seconds)
 
-    # ----- life cycle --------------------------------------------------------------------
-
     def start(self) -> None:
         self._writer.start()
 
@@ -80,8 +78,6 @@ class FlowStore:
         the account pool: never called under the store lock."""
         self._redactor = self._redactor.refreshed(list(self.secrets()))
         return self._redactor
-
-    # ----- observer (request threads) ----------------------------------------------------
 
     def started(self, exchange: Exchange) -> None:
         """Listed as in flight until finished(): rendered from exchange.snapshot() when read."""
@@ -111,8 +107,6 @@ class FlowStore:
             self.stats.record(snap.meta)
             self._writer.wake()
 
-    # ----- marks -------------------------------------------------------------------------
-
     def update(self, flow_id: str, *, bookmarked: Optional[bool] = None, note: Optional[str] = None,
                tags: Optional[List[str]] = None) -> Dict[str, Any]:
         marks: Dict[str, Any] = {}
@@ -128,8 +122,6 @@ class FlowStore:
         if shown is None:
             raise NotFound(f"no flow with id '{flow_id}' (in-flight flows can be marked once finished)")
         return shown
-
-    # ----- rows not stored yet: in flight, or finished and queued ------------------------
 
     def _name(self, account_id: Optional[str]) -> str:
         return self.account_name(account_id) if account_id else ""
@@ -169,8 +161,6 @@ class FlowStore:
         rows = [(self._render_live(snapshot, redactor), snapshot) for snapshot in now]
         rows += [(self._render_pending(p, redactor), p.snap) for p in reversed(queued)]
         return [(entry, source) for entry, source in rows if keep(entry)], stored
-
-    # ----- queries -----------------------------------------------------------------------
 
     def query(self, flt: Filter, limit: int = 50, offset: int = 0,
               cursor: Optional[int] = None) -> Dict[str, Any]:
@@ -242,8 +232,6 @@ class FlowStore:
         newest = [entry for entry, _ in rows][:limit]
         return newest + self._writer.copies(stored[:limit - len(newest)])
 
-    # ----- export ------------------------------------------------------------------------
-
     def export(self, flt: Filter, fmt: str, include_bodies: bool = True) -> Iterator[bytes]:
         """The matching flows (newest first) as JSON or JSONL, streamed. Bodies come from disk,
         masked at write time and masked again with the secrets known today; `q` reads each
@@ -284,8 +272,6 @@ class FlowStore:
         record = segments.parse_record(data, search, entry["id"])
         present = tuple(s for s in redactor.secrets if s in found)
         return redactor.redact(record, present) if present and record is not None else record
-
-    # ----- numbers -----------------------------------------------------------------------
 
     def counts(self) -> Dict[str, Any]:
         stored = self._writer.counts()

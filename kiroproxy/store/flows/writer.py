@@ -98,8 +98,6 @@ class Writer:
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
-    # ----- what the store asks ------------------------------------------------------------
-
     @property
     def backlog_bytes(self) -> int:
         """Bytes the queue holds, read without the lock: a bound, not an exact count."""
@@ -180,8 +178,6 @@ class Writer:
                     "backlog_bytes": self._pending.bytes,
                     "oldest_at": oldest.get("received_at") if oldest else None}
 
-    # ----- the thread --------------------------------------------------------------------
-
     def start(self) -> None:
         if self._thread is None:
             self._stopping.clear()
@@ -244,8 +240,6 @@ class Writer:
                 break
         for done in waiters:
             done.set()
-
-    # ----- one batch ---------------------------------------------------------------------
 
     def _write_batch(self, batch: List[Pending]) -> None:
         redactor = self.redactor()
