@@ -37,10 +37,13 @@ class Pump:
         self._abort = abort
         self._capacity = capacity
         # Reader -> request thread. The reader appends without a lock (deque appends are atomic)
-        # and takes the lock only to wake a request thread that sleeps on an empty hand-off;
-        # the request thread does the same the other way round for a full one.
+        # and releases `_taker_wake` only when the request thread sleeps on an empty hand-off; the
+        # request thread does the same the other way round for a full one. Each wake is a plain
+        # lock used as a binary semaphore (held = nothing to wake for); a wake that comes after
+        # its sleeper gave up leaves it released, so the next sleep returns at once and rechecks.
         self._handed: Deque[object] = collections.deque()
-        self._wake = threading.Condition(threading.Lock())
+        self._taker_wake = _held_lock()
+        self._reader_wake = _held_lock()
         self._taker_sleeps = False
         self._reader_sleeps = False
         # Taken off the hand-off but not yet yielded; kept on the pump, not in a generator, since
@@ -72,19 +75,17 @@ class Pump:
         """Hand `item` over, waiting while `capacity` items are not taken yet. False once cancelled."""
         handed = self._handed
         while len(handed) >= self._capacity:
-            with self._wake:
-                self._reader_sleeps = True
-                if len(handed) >= self._capacity and not self._cancelled.is_set():
-                    self._wake.wait(_RETRY)
-                self._reader_sleeps = False
+            self._reader_sleeps = True
+            if len(handed) >= self._capacity and not self._cancelled.is_set():  # checked after the flag
+                self._reader_wake.acquire(timeout=_RETRY)
+            self._reader_sleeps = False
             if self._cancelled.is_set():
                 return False
         if self._cancelled.is_set():
             return False
         handed.append(item)
         if self._taker_sleeps:  # read after the append: a taker that checks after it sees the item
-            with self._wake:
-                self._wake.notify_all()
+            _wake(self._taker_wake)
         return True
 
     def _take(self, timeout: float) -> bool:
@@ -92,11 +93,10 @@ class Pump:
         for the first item. False when nothing came."""
         handed = self._handed
         if not handed:
-            with self._wake:
-                self._taker_sleeps = True
-                if not handed:
-                    self._wake.wait(timeout)
-                self._taker_sleeps = False
+            self._taker_sleeps = True
+            if not handed:  # checked after the flag: a reader that appends later sees it and wakes us
+                self._taker_wake.acquire(timeout=timeout)
+            self._taker_sleeps = False
             if not handed:
                 return False
         items: List[object] = []
@@ -107,8 +107,7 @@ class Pump:
             else:
                 items.append(item)
         if self._reader_sleeps:
-            with self._wake:
-                self._wake.notify_all()
+            _wake(self._reader_wake)
         self._ready.extend(joined(items) if len(items) > 1 else items)
         return True
 
@@ -155,14 +154,26 @@ class Pump:
             if close is not None:
                 close()
             return
-        with self._wake:
-            self._wake.notify_all()  # a reader waiting on a full hand-off stops now
+        _wake(self._reader_wake)  # a reader waiting on a full hand-off stops now
         if self._thread.is_alive():
             try:
                 self._abort()
             except OSError as exc:
                 log.debug("aborting the upstream connection: %s", exc)
             self._thread.join(timeout)
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+def _wake(lock: threading.Lock) -> None:
+    try:
+        lock.release()
+    except RuntimeError:  # already released: a wake is pending
+        pass
 
 
 def joined(items: Iterable[object]) -> List[object]:

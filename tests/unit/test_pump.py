@@ -239,3 +239,10 @@ def test_joined_keeps_order_and_joins_only_neighbours():
     assert joined(items) == [TextDelta("ab"), Heartbeat(), TextDelta("c"), ThinkingDelta("xy"), TextDelta("def")]
     assert joined([]) == []
     assert joined([TextDelta("only")]) == [TextDelta("only")]
+
+
+def test_many_events_through_a_one_item_hand_off_arrive_complete_and_in_order(start):
+    """Reader and request thread race on every item: each sleeps on the other in turn."""
+    sent = [ToolCallDelta("t1", str(number)) for number in range(3000)]
+    pump = start(iter(sent), capacity=1)
+    assert list(pump.events(tick=TICK)) == sent
