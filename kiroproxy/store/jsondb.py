@@ -62,26 +62,37 @@ def make_folder(folder: Path) -> None:
 
 def tidy(root: Path) -> None:
     """At start: remove the temp files a crash left behind (write_atomic's `.<name>.*.tmp`; they
-    may hold whole token files) and make every folder 0700 and every file 0600 under `root`."""
-    for folder, _, names in os.walk(root):
-        _chmod(folder, 0o700)
-        for name in names:
-            path = os.path.join(folder, name)
-            if name.startswith(".") and name.endswith(".tmp"):
-                try:
-                    os.unlink(path)
-                except OSError as exc:
-                    log.warning("could not remove the stale temp file %s: %s", path, exc)
-            elif not os.path.islink(path):
-                _chmod(path, 0o600)
+    may hold whole token files) and make every folder 0700 and every file 0600 under `root`.
+    Symbolic links are neither followed nor changed. One stat per file: a full flow store holds
+    ten thousand of them, and this runs before the server answers."""
+    if os.path.isdir(root):
+        _chmod(str(root), os.stat(root).st_mode, 0o700)
+        _tidy_folder(str(root))
 
 
-def _chmod(path: str, mode: int) -> None:
+def _tidy_folder(folder: str) -> None:
     try:
-        if os.stat(path).st_mode & 0o777 != mode:
-            os.chmod(path, mode)
+        entries = list(os.scandir(folder))
     except OSError as exc:
-        log.warning("could not make %s private: %s", path, exc)
+        log.warning("could not read the folder %s: %s", folder, exc)
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir():  # a link to a folder counts as one, as in os.walk: left alone
+                if not entry.is_symlink():
+                    _chmod(entry.path, entry.stat(follow_symlinks=False).st_mode, 0o700)
+                    _tidy_folder(entry.path)
+            elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                os.unlink(entry.path)
+            elif not entry.is_symlink():
+                _chmod(entry.path, entry.stat(follow_symlinks=False).st_mode, 0o600)
+        except OSError as exc:
+            log.warning("could not tidy %s: %s", entry.path, exc)
+
+
+def _chmod(path: str, current: int, mode: int) -> None:
+    if current & 0o777 != mode:
+        os.chmod(path, mode)
 
 
 class AtomicStorage(Storage):

@@ -33,3 +33,19 @@ def test_write_atomic_creates_missing_folders_private(tmp_path):
     write_atomic(tmp_path / "a" / "b" / "file.json", b"{}")
     assert mode(tmp_path / "a") == 0o700 and mode(tmp_path / "a" / "b") == 0o700
     assert mode(tmp_path / "a" / "b" / "file.json") == 0o600
+
+
+def test_links_are_neither_followed_nor_changed(tmp_path):
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    home.mkdir()
+    (outside / "inner").mkdir(parents=True)
+    os.chmod(outside / "inner", 0o755)
+    target = outside / "shared.txt"
+    target.write_text("x")
+    os.chmod(target, 0o644)
+    (home / "link.txt").symlink_to(target)
+    (home / "linked-folder").symlink_to(outside)
+    (outside / ".y.json.1.2.tmp").write_text("not ours")
+    tidy(home)
+    assert mode(target) == 0o644 and mode(outside / "inner") == 0o755
+    assert (outside / ".y.json.1.2.tmp").exists() and (home / "link.txt").is_symlink()
