@@ -4,6 +4,7 @@ Run from the repository root:
 
     python bench/stream_bench.py                       # this checkout alone
     python bench/stream_bench.py --baseline d5e573e    # and a git ref, side by side (git worktree)
+    python bench/stream_bench.py --streams-only --rounds 3 --baseline main   # quicker, while tuning
 
 The fake upstream and every proxy run in their own processes (client, proxy and fake never share
 an interpreter lock). The long answer is <chunks> text frames <interval> apart. One run prints,
