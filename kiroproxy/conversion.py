@@ -37,6 +37,17 @@ def to_optional_str(value: Any) -> Any:
     return None if value is None else to_str(value)
 
 
+# What pydantic-core trims from numbers in strings: Unicode White_Space (Rust's char::is_whitespace).
+# Python's str.strip() also removes the separators U+001C..U+001F, which pydantic keeps (and rejects).
+WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def strip(text: str) -> str:
+    """`text` without the white space pydantic trims; a separator left at either end stays (and fails)."""
+    stripped = text.strip(WHITESPACE)
+    return stripped if stripped == stripped.strip() else "\x00"  # never a number
+
+
 def to_int(value: Any) -> int:
     if isinstance(value, int):  # bool included: True is 1
         return int(value)
@@ -49,7 +60,7 @@ def to_int(value: Any) -> int:
             raise Invalid("Unable to parse input string as an integer, exceeded maximum size")
         return int(value)
     if isinstance(value, str):
-        text = value.strip()
+        text = strip(value)
         if not INTEGER.fullmatch(text):
             raise Invalid("Input should be a valid integer, unable to parse string as an integer")
         return int(text.split(".")[0])
@@ -63,7 +74,7 @@ def to_float(value: Any) -> float:
         except OverflowError:
             raise Invalid("Input should be a valid number") from None
     if isinstance(value, str):
-        text = value.strip()
+        text = strip(value)
         try:
             if text.isascii():
                 return float(text)

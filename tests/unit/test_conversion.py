@@ -64,7 +64,8 @@ def test_conversion_matches_pydantic(kind, value):
 @pytest.mark.parametrize("kind, value", [
     ("int", "8_080"), ("int", " 8080 "), ("int", "8080.00"), ("int", "8080."), ("int", "1e3"), ("int", 10.0),
     ("int", 10.5), ("int", True), ("int", float("inf")), ("float", "1_000.5"), ("float", "Infinity"),
-    ("float", "٣"), ("float", 10**400), ("bool", "FALSE"), ("bool", " true"), ("bool", 1.0), ("bool", 2),
+    ("float", "٣"), ("float", 10**400), ("int", "0\x1f"), ("float", "\x1c5"), ("int", "\xa05\u3000"),
+    ("float", "\x855"), ("bool", "FALSE"), ("bool", " true"), ("bool", 1.0), ("bool", 2),
     ("bool", 10**400), ("str", 1), ("Optional[str]", None), ("List[str]", "a"), ("List[str]", ["a", 1]),
     ("Dict[str, str]", {"a": 1}),
 ])
