@@ -54,7 +54,7 @@ def same(ours: tuple, theirs: tuple) -> bool:
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: f"{kind[0]}{dict(kind[1]) or ''}")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples each run: CI meets no new one by chance
 @given(value=VALUES)
 def test_conversion_matches_pydantic(kind, value):
     ours, theirs = outcome_of_ours(kind, value), outcome_of_pydantic(kind, value)
