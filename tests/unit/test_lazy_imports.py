@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 # Loaded on first use: the upstream HTTP stack, the export/import document models, the metrics
-# library, the tokenizer, and the command-line commands the server does not run.
+# library, the tokenizer, the kiro-cli database reader, and the commands the server does not run.
 LATER = ("requests", "urllib3", "pydantic", "pydantic_core", "prometheus_client", "tiktoken",
-         "kiroproxy.accounts.transfer", "kiroproxy.kiro.warmadapter", "kiroproxy.cli.doctor")
+         "sqlite3", "kiroproxy.accounts.transfer", "kiroproxy.kiro.warmadapter", "kiroproxy.cli.doctor")
 
 CHILD = r"""
 import http.client, json, os, signal, sys, threading, time
