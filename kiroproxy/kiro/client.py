@@ -121,8 +121,8 @@ class KiroClient:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
         try:
             with self.sessions.ahead():  # a connection opened before this request, if one is warm
-                response = session.post(url, data=data, headers=self.identity.chat_headers(creds), stream=True,
-                                        timeout=(self.connect_timeout, self.first_event_timeout))
+                response = self.sessions.post(session, url, data=data, headers=self.identity.chat_headers(creds),
+                                              timeout=(self.connect_timeout, self.first_event_timeout))
         except requests.RequestException as exc:
             raise network_failure(exc, "chat request") from None
         if response.status_code != 200:

@@ -10,7 +10,7 @@ import uuid
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ContextManager, Dict, List, Optional
+from typing import TYPE_CHECKING, ContextManager, Dict, List, Mapping, Optional, Tuple
 
 from .credentials import EXTERNAL_IDP, IDC, Credentials
 from .warm import WarmConnections
@@ -112,6 +112,7 @@ class Sessions:
         # threads (model sync, sign-ins) leave nothing behind; close() reaches those still alive.
         self._all: weakref.WeakSet[requests.Session] = weakref.WeakSet()
         self._all_lock = threading.Lock()
+        self._targets: Dict[str, Optional[str]] = {}  # URL -> as requests prepares it (None: has credentials)
 
     def get(self, proxy_url: Optional[str] = None) -> requests.Session:
         proxy = proxy_url or self.default_proxy or ""
@@ -134,6 +135,57 @@ class Sessions:
             with self._all_lock:
                 self._all.add(session)
         return session
+
+    def post(self, session: requests.Session, url: str, *, data: bytes, headers: Mapping[str, str],
+             timeout: Tuple[float, float]) -> requests.Response:
+        """session.post(url, data=data, headers=headers, stream=True, timeout=timeout), minus the
+        work Session.request redoes on every call for settings that never change here (URL parsing,
+        environment and hook merging, cookie-jar copies). The same prepared request goes through
+        the same adapter (warm connections, outbound proxy, TLS verification, timeouts) with the
+        same headers, cookies sent and kept; sessions with hooks, auth, params or environment
+        settings, URLs with credentials, and redirects take requests' own path."""
+        import requests  # loaded already: the session is requests'
+        from requests.cookies import extract_cookies_to_jar
+        from requests.structures import CaseInsensitiveDict
+
+        target = self._target(url)
+        if target is None or session.trust_env or session.auth or session.params or any(session.hooks.values()):
+            return session.post(url, data=data, headers=headers, stream=True, timeout=timeout)
+        prepared = requests.PreparedRequest()
+        prepared.method = "POST"
+        prepared.url = target
+        merged = CaseInsensitiveDict(session.headers)  # requests' merge_setting, without its generic checks
+        merged.update(headers)
+        for name in [name for name, value in merged.items() if value is None]:
+            del merged[name]
+        prepared.prepare_headers(merged)
+        if len(session.cookies):
+            prepared.prepare_cookies(session.cookies)
+        prepared.prepare_body(data, None)
+        prepared.prepare_hooks({})
+        response = session.get_adapter(target).send(prepared, stream=True, timeout=timeout, verify=session.verify,
+                                                    cert=session.cert, proxies=session.proxies)
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            extract_cookies_to_jar(session.cookies, prepared, response.raw)
+        if response.is_redirect:  # Kiro does not redirect; if it ever does, requests follows it
+            response.close()
+            return session.post(url, data=data, headers=headers, stream=True, timeout=timeout)
+        return response
+
+    def _target(self, url: str) -> Optional[str]:
+        """`url` as requests prepares it (cached: Kiro's few hosts), None if it carries credentials."""
+        target = self._targets.get(url, "")
+        if target == "":
+            import requests
+            from requests.utils import get_auth_from_url
+
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(url, None)
+            target = None if any(get_auth_from_url(prepared.url)) else prepared.url
+            if len(self._targets) >= 64:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
 
     def ahead(self) -> ContextManager[None]:
         """Requests in this block take a warm connection where they would open a new one."""
