@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 MASK = "[redacted]"
@@ -30,8 +31,10 @@ _SHAPE_HINTS = ("ao", "sk-", "ksk_", "AIza")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
                 "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client", "x-claude-code-session-id")
 MIN_SECRET = 8  # shorter known values would mask ordinary words all over a flow
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
+@lru_cache(maxsize=4096)  # documents repeat a small vocabulary of keys; the cache is bounded
 def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key.replace(" ", "")))
 
@@ -47,9 +50,12 @@ def redact(value: Any, known: Iterable[str] = ()) -> Any:
 
 
 def _walk(value: Any, secrets: list) -> Any:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind in _SCALARS:  # exact types first: an isinstance check against typing.Mapping is slow
+        return value
+    if kind is str or isinstance(value, str):
         return redact_text(value, secrets)
-    if isinstance(value, Mapping):
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
         return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
                     else _walk(v, secrets)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

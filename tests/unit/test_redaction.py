@@ -9,9 +9,11 @@ still masked by the token shapes and the known secrets.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import pickle
+import types
 
 import pytest
 
@@ -217,3 +219,12 @@ def test_a_bearer_value_is_masked_and_the_word_kept():
     value = token_like("", "eyJhbGciOi" + "Q" * 20)
     assert redact_text(f"Authorization: Bearer {value}\n") == f"Authorization: Bearer {MASK}\n"
     assert redact_text("the bearer of bad news") == "the bearer of bad news"
+
+
+def test_other_mappings_and_string_subclasses_are_walked_like_dicts_and_strings():
+    class Text(str):
+        pass
+
+    frozen = types.MappingProxyType({"api_key": "secret-value", "nested": collections.OrderedDict(
+        password="hunter2-hunter2", note=Text("my sk-" + "a" * 40))})
+    assert redact(frozen) == {"api_key": MASK, "nested": {"password": MASK, "note": f"my {MASK}"}}
