@@ -5,12 +5,14 @@ messages) and ignores what does not change meaning.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .. import chat
 from ..errors import BadRequest, ProxyError, TooLarge
+from ..kiro.models import ModelInfo
 from . import fields
 from .ids import random_id
+from .interface import Call, CountingProtocol, ErrorBody, query_int
 from .sse import sse
 
 NAME = "anthropic"
@@ -25,9 +27,6 @@ STOP_REASONS = {"end_turn": "end_turn", "max_tokens": "max_tokens", "tool_use": 
 
 def new_id(prefix: str = "msg_") -> str:
     return random_id(prefix)
-
-
-# ----- parsing -----------------------------------------------------------------------------
 
 
 def parse(body: Any, *, count_only: bool = False) -> chat.ChatRequest:
@@ -228,9 +227,6 @@ def _thinking(thinking: Any, output_config: Any) -> Optional[chat.ThinkingConfig
     return None
 
 
-# ----- rendering ---------------------------------------------------------------------------
-
-
 def usage_body(usage: chat.Usage) -> Dict[str, Any]:
     return {"input_tokens": usage.input_tokens or 0, "output_tokens": usage.output_tokens or 0,
             "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -344,8 +340,6 @@ def encode_stream(stream: chat.Stream, *, model: str, message_id: Optional[str] 
         stream.close()
 
 
-# ----- errors ------------------------------------------------------------------------------
-
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
           403: "permission_error", 404: "not_found_error", 413: "request_too_large",
           429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "overloaded_error",
@@ -366,3 +360,44 @@ def error_body(error: ProxyError) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
         headers["retry-after"] = str(max(1, int(round(error.retry_after))))
     body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_")}
     return status, body, headers
+
+
+class Messages(CountingProtocol[None]):
+    """The Messages API behind the interface: it needs no options besides the request."""
+
+    name = NAME
+
+    def parse(self, body: Dict[str, Any], call: Call) -> Tuple[chat.ChatRequest, None]:
+        return parse(body), None
+
+    def render(self, reply: chat.Reply, request: chat.ChatRequest, options: None) -> Dict[str, Any]:
+        return render(reply, model=request.model)
+
+    def encode_stream(self, stream: chat.Stream, request: chat.ChatRequest, options: None) -> Iterator[bytes]:
+        return encode_stream(stream, model=request.model)
+
+    def error_body(self, error: ProxyError) -> ErrorBody:
+        return error_body(error)
+
+    def model_entry(self, info: ModelInfo, name: str) -> Dict[str, Any]:
+        return {"type": "model", "id": name, "display_name": info.display_name,
+                "created_at": "2025-01-01T00:00:00Z", "max_input_tokens": info.context_window,
+                "max_tokens": info.max_output}
+
+    def model_page(self, entries: List[Dict[str, Any]], args: Mapping[str, str]) -> Dict[str, Any]:
+        """after_id / before_id / limit paging, as the Models API does it."""
+        ids = [entry["id"] for entry in entries]
+        start = ids.index(args["after_id"]) + 1 if args.get("after_id") in ids else 0
+        end = ids.index(args["before_id"]) if args.get("before_id") in ids else len(entries)
+        page = entries[start:end][:query_int(args, "limit", 1000)]
+        return {"data": page, "has_more": start + len(page) < end,
+                "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
+
+    def parse_count(self, body: Dict[str, Any], call: Call) -> chat.ChatRequest:
+        return parse(body, count_only=True)
+
+    def count_body(self, total: int) -> Dict[str, Any]:
+        return {"input_tokens": total}
+
+
+PROTOCOL = Messages()

@@ -8,12 +8,15 @@ mode answers lose their fences (jsonmode.py). Pure: no Flask, no I/O.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .. import chat, jsonmode
 from ..errors import ProxyError
+from ..kiro.models import ModelInfo
 from . import gemini_request, gemini_thoughts
 from .ids import random_id
+from .interface import Call, CountingProtocol, ErrorBody, query_int
 from .sse import dumps, sse
 
 NAME = "gemini"
@@ -26,6 +29,7 @@ STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DE
 # A keep-alive for both stream shapes: a blank line. Not an SSE comment: google-genai (Python
 # 3.6.1 and the JS SDK inside Gemini CLI 0.61) parses every non-`data:` line as JSON and fails.
 HEARTBEAT = b"\n"
+METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 _FAST = re.compile(r"(?:^|[-_.])(?:flash|lite)(?:$|[-_.])")
 
@@ -44,9 +48,6 @@ def model_rule(name: str) -> Optional[str]:
 
 def new_id() -> str:
     return random_id(length=22)
-
-
-# ----- rendering ---------------------------------------------------------------------------
 
 
 class Thoughts:
@@ -143,9 +144,6 @@ def render(reply: chat.Reply, *, model: str, response_id: Optional[str] = None,
                          usage=reply.usage)
 
 
-# ----- streaming ---------------------------------------------------------------------------
-
-
 def _documents(stream: chat.Stream, model: str, response_id: str, json_mode: bool,
                thoughts: Thoughts) -> Iterator[Optional[Dict[str, Any]]]:
     """Response chunks as the events arrive (None for a heartbeat), each with only the new parts.
@@ -234,9 +232,6 @@ def encode_json_array(stream: chat.Stream, *, model: str, response_id: Optional[
         stream.close()
 
 
-# ----- errors ------------------------------------------------------------------------------
-
-
 def error_body(error: ProxyError) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
     """(status, body, headers) in Google's shape {"error": {"code", "message", "status"}}.
 
@@ -253,3 +248,63 @@ def error_body(error: ProxyError) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
         # Gemini CLI reads the delay from RetryInfo, as Google sends it.
         body["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"}]
     return status, {"error": body}, headers
+
+
+@dataclass(frozen=True)
+class GeminiOptions:
+    """The model named in the path (answers echo it), the stream's shape, JSON mode, thoughts."""
+
+    model: str
+    sse: bool = True
+    json_mode: bool = False
+    include_thoughts: bool = False
+
+
+class GenerateContent(CountingProtocol[GeminiOptions]):
+    """generateContent / streamGenerateContent / countTokens behind the interface."""
+
+    name = NAME
+
+    def parse(self, body: Dict[str, Any], call: Call) -> Tuple[chat.ChatRequest, GeminiOptions]:
+        req = parse(body, model=call.model, stream=call.stream)
+        return req, GeminiOptions(call.model, call.sse, req.response_format is not None, include_thoughts(body))
+
+    def render(self, reply: chat.Reply, request: chat.ChatRequest, options: GeminiOptions) -> Dict[str, Any]:
+        return render(reply, model=options.model, json_mode=options.json_mode,
+                      include_thoughts=options.include_thoughts)
+
+    def encode_stream(self, stream: chat.Stream, request: chat.ChatRequest,
+                      options: GeminiOptions) -> Iterator[bytes]:
+        encoder = encode_sse if options.sse else encode_json_array
+        return encoder(stream, model=options.model, json_mode=options.json_mode,
+                       include_thoughts=options.include_thoughts)
+
+    def mimetype(self, options: GeminiOptions) -> str:
+        return "text/event-stream" if options.sse else "application/json"
+
+    def error_body(self, error: ProxyError) -> ErrorBody:
+        return error_body(error)
+
+    def model_entry(self, info: ModelInfo, name: str) -> Dict[str, Any]:
+        return {"name": f"models/{name}", "baseModelId": name, "version": "001",
+                "displayName": info.display_name, "description": f"Kiro model {info.id}",
+                "inputTokenLimit": info.context_window, "outputTokenLimit": info.max_output,
+                "supportedGenerationMethods": list(METHODS), "thinking": True}
+
+    def model_page(self, entries: List[Dict[str, Any]], args: Mapping[str, str]) -> Dict[str, Any]:
+        """pageSize / pageToken paging; the token is the offset of the next page."""
+        size = query_int(args, "pageSize", 1000)
+        start = query_int(args, "pageToken", 0) if args.get("pageToken") else 0
+        body: Dict[str, Any] = {"models": entries[start:start + size]}
+        if start + size < len(entries):
+            body["nextPageToken"] = str(start + size)
+        return body
+
+    def parse_count(self, body: Dict[str, Any], call: Call) -> chat.ChatRequest:
+        return parse_count(body, model=call.model)
+
+    def count_body(self, total: int) -> Dict[str, Any]:
+        return {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
+
+
+PROTOCOL = GenerateContent()

@@ -86,9 +86,6 @@ def _parse(body: Dict[str, Any], model: str, stream: bool, count_only: bool) -> 
     )
 
 
-# ----- contents ----------------------------------------------------------------------------
-
-
 class _Calls:
     """Gives every function call an id and pairs each function response with its call.
 
@@ -307,9 +304,6 @@ def _system(system: Any) -> str:
                          param="systemInstruction")
     texts = [p.get("text") if isinstance(p, dict) else p for p in parts]
     return "\n\n".join(t for t in texts if isinstance(t, str) and t)
-
-
-# ----- generation config -------------------------------------------------------------------
 
 
 def _setting(config: Dict[str, Any], name: str, read: Callable[[Any, str, str], T]) -> T:

@@ -10,17 +10,21 @@ import json
 import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .. import chat, jsonmode
 from ..errors import BadRequest, ProxyError, Truncated
+from ..kiro.models import ModelInfo
 from . import fields, openai_messages
 from .ids import random_id
+from .interface import Call, ClientProtocol, ErrorBody
 from .openai_messages import Conversation
 from .sse import comment, sse
 
 NAME = "openai"
 DONE = b"data: [DONE]\n\n"
+MODEL_CREATED = 1735689600  # 2025-01-01: a fixed creation time for models Kiro does not date
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
                   "tool_use": "tool_calls", "refusal": "content_filter"}
 
@@ -60,9 +64,6 @@ def model_rule(name: str) -> Optional[str]:
 
 def new_id(prefix: str = "chatcmpl-") -> str:
     return random_id(prefix)
-
-
-# ----- parsing -----------------------------------------------------------------------------
 
 
 def parse(body: Any) -> chat.ChatRequest:
@@ -110,9 +111,6 @@ def uses_legacy_functions(body: Any) -> bool:
     """True for a request in the pre-tools shape (`functions`, no `tools`): it is answered in
     that shape too (message.function_call, finish_reason "function_call")."""
     return isinstance(body, dict) and body.get("functions") is not None and not body.get("tools")
-
-
-# ----- rendering ---------------------------------------------------------------------------
 
 
 def usage_body(usage: chat.Usage) -> Dict[str, Any]:
@@ -238,8 +236,6 @@ def encode_stream(stream: chat.Stream, *, model: str, include_usage: bool = Fals
         stream.close()
 
 
-# ----- errors ------------------------------------------------------------------------------
-
 # kind -> (HTTP status, error type, default code); other kinds go by status.
 _ERRORS = {
     "invalid_request": (None, "invalid_request_error", None),
@@ -274,3 +270,40 @@ def error_body(error: ProxyError) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
         headers["x-should-retry"] = "false"  # the SDKs would otherwise retry an exhausted quota
     body = {"error": {"message": message, "type": kind, "param": error.param, "code": error.code or code}}
     return status, body, headers
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """What the answer's shape depends on: the usage chunk, the pre-tools shape, JSON mode."""
+
+    include_usage: bool = False
+    legacy_functions: bool = False
+    json_mode: bool = False
+
+
+class ChatCompletions(ClientProtocol[ChatOptions]):
+    """Chat Completions behind the interface; its model list is also the Responses API's."""
+
+    name = NAME
+
+    def parse(self, body: Dict[str, Any], call: Call) -> Tuple[chat.ChatRequest, ChatOptions]:
+        req = parse(body)
+        return req, ChatOptions(wants_usage(body), uses_legacy_functions(body), req.response_format is not None)
+
+    def render(self, reply: chat.Reply, request: chat.ChatRequest, options: ChatOptions) -> Dict[str, Any]:
+        return render(reply, model=request.model, json_mode=options.json_mode,
+                      legacy_functions=options.legacy_functions)
+
+    def encode_stream(self, stream: chat.Stream, request: chat.ChatRequest,
+                      options: ChatOptions) -> Iterator[bytes]:
+        return encode_stream(stream, model=request.model, include_usage=options.include_usage,
+                             json_mode=options.json_mode, legacy_functions=options.legacy_functions)
+
+    def error_body(self, error: ProxyError) -> ErrorBody:
+        return error_body(error)
+
+    def model_entry(self, info: ModelInfo, name: str) -> Dict[str, Any]:
+        return {"id": name, "object": "model", "created": MODEL_CREATED, "owned_by": "kiro"}
+
+
+PROTOCOL = ChatCompletions()

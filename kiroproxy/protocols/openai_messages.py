@@ -168,9 +168,6 @@ def _arguments(raw: Any) -> dict:
     return value if isinstance(value, dict) else {"arguments": raw}
 
 
-# ----- request fields (Chat Completions; the shared checks also serve the Responses API) ----------
-
-
 def tools(raw: Any, field: str) -> Tuple[chat.Tool, ...]:
     """Function tools from `tools` (custom and hosted ones are dropped) or legacy `functions`."""
     if raw is None:

@@ -23,9 +23,6 @@ IdMaker = Callable[[str], str]  # an output item id from a prefix: "msg", "fc", 
 CUSTOM_NOTE = "Call this tool with a single argument, `input`: the raw text the tool expects (not JSON)."
 
 
-# ----- tools -------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ClientTool:
     """What the client declared behind one upstream tool name."""
@@ -146,9 +143,6 @@ def tool_choice(raw: Any, box: Toolbox) -> chat.ToolChoice:
     if not isinstance(kind, str) or not kind:
         raise BadRequest("tool_choice.type: required", param="tool_choice")
     return chat.ToolChoice()
-
-
-# ----- input items -------------------------------------------------------------------------
 
 
 def input_items(raw: Any) -> List[Dict[str, Any]]:
@@ -306,9 +300,6 @@ def _reasoning_text(item: Dict[str, Any]) -> str:
             if text:
                 return text
     return ""
-
-
-# ----- output items ------------------------------------------------------------------------
 
 
 def text_part(text: str) -> Dict[str, Any]:

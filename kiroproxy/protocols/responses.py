@@ -48,9 +48,6 @@ def new_item_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
-# ----- parsing -----------------------------------------------------------------------------
-
-
 def parse(body: Any, previous: Optional[dict]) -> chat.ChatRequest:
     """A ChatRequest from a Responses body; `previous` is the stored record() of the response
     named by previous_response_id (its items come first). Raises BadRequest naming the field."""
@@ -112,9 +109,6 @@ def _response_format(text: Any) -> Optional[chat.ResponseFormat]:
     if fmt.get("type") == "json_object":
         return chat.ResponseFormat()
     return None
-
-
-# ----- the response object -----------------------------------------------------------------
 
 
 def usage_body(usage: chat.Usage) -> Dict[str, Any]:
@@ -209,9 +203,6 @@ def record(body: Any, previous: Optional[dict], response: dict) -> Dict[str, Any
     instructions = body.get("instructions")
     return {"response": response, "items": items,
             "instructions": instructions if isinstance(instructions, str) else None}
-
-
-# ----- streaming ---------------------------------------------------------------------------
 
 
 def encode_stream(stream: chat.Stream, *, body: Any, response_id: str, created: int,

@@ -6,13 +6,11 @@ on one of these methods is 405 in Gemini's shape (not the model lookup at the sa
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
-
 from flask import Response, request
 
-from .. import chat
 from ..errors import NotFound, ProxyError
 from ..protocols import gemini
+from ..protocols.interface import Call
 from .proxy import bp, count_call, error_response, record_rejected, relay_call
 
 
@@ -23,27 +21,15 @@ from .proxy import bp, count_call, error_response, record_rejected, relay_call
 def model_action(target: str) -> Response:
     model, _, action = target.rpartition(":")
     model = model[len("models/"):] if model.startswith("models/") else model
+    call = Call(model=model, stream=action == "streamGenerateContent", sse=request.args.get("alt") == "sse")
     if action == "countTokens":
-        return count_tokens(model)
+        return count_call(gemini.PROTOCOL, call)
     if action not in ("generateContent", "streamGenerateContent") or not model:
         error = NotFound(f"unknown Gemini method '{target}': use models/<model>:generateContent, "
                          f":streamGenerateContent or :countTokens")
-        record_rejected(gemini, error)  # a client call like any other: it gets a flow
-        return error_response(gemini, error)
-    streaming = action == "streamGenerateContent"
-    as_sse = request.args.get("alt") == "sse"
-
-    def encode(stream: chat.Stream, req: chat.ChatRequest, body: Any) -> Iterator[bytes]:
-        encoder = gemini.encode_sse if as_sse else gemini.encode_json_array
-        return encoder(stream, model=model, json_mode=req.response_format is not None,
-                       include_thoughts=gemini.include_thoughts(body))
-
-    return relay_call(
-        gemini,
-        lambda body: gemini.parse(body, model=model, stream=streaming),
-        lambda reply, req, body: gemini.render(reply, model=model, json_mode=req.response_format is not None,
-                                               include_thoughts=gemini.include_thoughts(body)),
-        encode, mimetype="text/event-stream" if as_sse else "application/json")
+        record_rejected(gemini.PROTOCOL, error)  # a client call like any other: it gets a flow
+        return error_response(gemini.PROTOCOL, error)
+    return relay_call(gemini.PROTOCOL, call)
 
 
 METHODS = "<any(generateContent,streamGenerateContent,countTokens):action>"
@@ -56,12 +42,6 @@ METHODS = "<any(generateContent,streamGenerateContent,countTokens):action>"
 def model_action_by_get(model: str, action: str) -> Response:
     # Without this rule the model lookup would answer, as a model named "<model>:<action>".
     error = ProxyError(f"models/{model}:{action} takes POST, not GET", status=405, kind="invalid_request")
-    response = error_response(gemini, error)
+    response = error_response(gemini.PROTOCOL, error)
     response.headers["Allow"] = "POST"
     return response
-
-
-def count_tokens(model: str) -> Response:
-    return count_call(gemini, lambda body: gemini.parse_count(body, model=model),
-                      lambda total: {"totalTokens": total,
-                                     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})

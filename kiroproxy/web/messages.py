@@ -9,13 +9,9 @@ from .proxy import bp, count_call, relay_call
 
 @bp.post("/v1/messages")
 def messages() -> Response:
-    return relay_call(
-        anthropic, anthropic.parse,
-        lambda reply, req, body: anthropic.render(reply, model=req.model),
-        lambda stream, req, body: anthropic.encode_stream(stream, model=req.model))
+    return relay_call(anthropic.PROTOCOL)
 
 
 @bp.post("/v1/messages/count_tokens")
 def count_tokens() -> Response:
-    return count_call(anthropic, lambda body: anthropic.parse(body, count_only=True),
-                      lambda total: {"input_tokens": total})
+    return count_call(anthropic.PROTOCOL)

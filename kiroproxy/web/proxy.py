@@ -1,6 +1,7 @@
-"""The client-facing API blueprint (/v1...): thin views over a protocol module and the relay.
+"""The client-facing API blueprint (/v1...): generic views over a protocol object and the relay.
 
-Views parse, open the relay, and either render a whole reply or stream the protocol's SSE.
+relay_call and count_call serve any protocol (protocols.interface): parse once, open the relay,
+then render a whole reply or stream the protocol's bytes; every failure answers in its shape.
 """
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import copy
 import hmac
 import logging
 from contextlib import closing
-from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -17,7 +17,8 @@ from .. import chat, tokens
 from ..errors import ProxyError, Unauthorized
 from ..exchange import Exchange
 from ..identity import identities, neutral
-from ..protocols import anthropic, gemini, openai, sse
+from ..protocols import anthropic, gemini, interface, openai, sse
+from ..protocols.interface import Call, ClientProtocol, CountingProtocol
 from ..redaction import safe_headers
 from . import bodies, services
 
@@ -26,10 +27,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("proxy", __name__)
 
 
-# ----- shared plumbing ---------------------------------------------------------------------
-
-
-def error_response(proto: ModuleType, error: ProxyError) -> Response:
+def error_response(proto: ClientProtocol, error: ProxyError) -> Response:
     """`error` in `proto`'s shape, accounts named only by their neutral labels."""
     status, body, headers = proto.error_body(neutral_error(error, identities(services().pool.summaries())))
     response = jsonify(body)
@@ -84,10 +82,10 @@ def check_client_key() -> None:
                            code="invalid_api_key")
 
 
-def begin_exchange(proto: ModuleType) -> Exchange:
+def begin_exchange(proto: ClientProtocol) -> Exchange:
     """This request's flow record, begun on the relay (the flow store shows it as in flight).
     Whoever calls this must end it: relay.abort(), relay.open()'s stream, or a finish."""
-    exchange = Exchange(proto.NAME, request.path, client=request.remote_addr or "",
+    exchange = Exchange(proto.name, request.path, client=request.remote_addr or "",
                         headers=safe_headers(request.headers))
     services().relay.begin(exchange)
     g.exchange = exchange
@@ -99,33 +97,27 @@ def abort_unexpected(exchange: Exchange) -> None:
     services().relay.abort(exchange, ProxyError("internal server error; see the server log"))
 
 
-def record_rejected(proto: ModuleType, error: ProxyError) -> None:
+def record_rejected(proto: ClientProtocol, error: ProxyError) -> None:
     """Record a flow for a client call refused before a view took it (unknown route, wrong method)."""
     if g.get("exchange") is None:  # a view that began a flow has recorded it already
         services().relay.abort(begin_exchange(proto), error)
 
 
-def _accept(exchange: Exchange, parse: Callable[[Any], chat.ChatRequest]) -> Tuple[Any, chat.ChatRequest]:
-    """Check the client key, read and parse the body; what was read goes on `exchange` (the
-    caller records the parsed request with exchange.accepted())."""
+def _accept(exchange: Exchange) -> dict:
+    """Check the client key and read the body; what was read goes on `exchange` (the caller
+    records the parsed request with exchange.accepted())."""
     check_client_key()
     body, raw_body = bodies.read_object()
     exchange.read(body, raw_body)
-    return body, parse(body)
+    return body
 
 
-def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
-               render: Callable[[chat.Reply, chat.ChatRequest, Any], Any],
-               encode: Callable[[chat.Stream, chat.ChatRequest, Any], Iterable[bytes]],
-               mimetype: str = "text/event-stream") -> Response:
-    """Parse, open the relay, then render or stream; every failure answers in `proto`'s shape.
-
-    render(reply, req, body) returns the JSON document; encode(stream, req, body) yields the
-    streamed bytes (it must close the stream when done)."""
+def relay_call(proto: ClientProtocol[Any], call: Call = interface.PLAIN) -> Response:
+    """Parse, open the relay, then render or stream; every failure answers in `proto`'s shape."""
     svc = services()
     exchange = begin_exchange(proto)
     try:
-        body, req = _accept(exchange, parse)
+        req, options = proto.parse(_accept(exchange), call)
         exchange.accepted(req, stream=req.stream)
         slot = svc.slots.take()  # this request holds a thread until its answer ends
         try:
@@ -150,23 +142,23 @@ def relay_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
             return error_response(proto, error)
         finally:
             slot.release()
-        return jsonify(render(reply, req, body))
+        return jsonify(proto.render(reply, req, options))
     stream = neutral_stream(stream)
-    response = Response(encode(stream, req, body), mimetype=mimetype, headers=sse.HEADERS)
+    response = Response(proto.encode_stream(stream, req, options), mimetype=proto.mimetype(options),
+                        headers=sse.HEADERS)
     response.call_on_close(stream.close)
     response.call_on_close(slot.release)
     return response
 
 
-def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
-               render: Callable[[int], Any]) -> Response:
+def count_call(proto: CountingProtocol[Any], call: Call = interface.PLAIN) -> Response:
     """A token-counting endpoint: parse, check the model is served, count with the shared tokenizer.
 
     Recorded as a flow like every call, with no token usage: nothing was sent upstream."""
     svc = services()
     exchange = begin_exchange(proto)
     try:
-        _, req = _accept(exchange, parse)
+        req = proto.parse_count(_accept(exchange), call)
         exchange.accepted(req)
         exchange.routed(svc.catalog.resolve(req.model))
         total = tokens.count_request(req)
@@ -178,31 +170,28 @@ def count_call(proto: ModuleType, parse: Callable[[Any], chat.ChatRequest],
         raise
     exchange.completed()
     svc.relay.finish(exchange)  # tells the flow store and stats, as abort() does for failures
-    return jsonify(render(total))
-
-
-# ----- which protocol a request speaks -----------------------------------------------------
+    return jsonify(proto.count_body(total))
 
 
 GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent", ":countTokens")
 
 
-def model_shape() -> str:
+def model_shape() -> ClientProtocol[Any]:
     """/v1/models is claimed by all three APIs: decide by the headers the client sent."""
     if request.headers.get("anthropic-version"):
-        return "anthropic"
+        return anthropic.PROTOCOL
     if request.headers.get("x-goog-api-key") or request.args.get("key"):
-        return "gemini"
-    return "openai"
+        return gemini.PROTOCOL
+    return openai.PROTOCOL
 
 
-def protocol_for_request() -> ModuleType:
+def protocol_for_request() -> ClientProtocol[Any]:
     """Whose error shape fits a request that failed before reaching a view (404, 405, 413...)."""
     path = request.path
     if "/messages" in path:  # also under a wrong base URL, e.g. /proxy/v1/messages
-        return anthropic
+        return anthropic.PROTOCOL
     if path.startswith(("/v1beta/", "/v1alpha/")) or path.endswith(GEMINI_ACTIONS):
-        return gemini
+        return gemini.PROTOCOL
     if "/models" in path:
-        return {"anthropic": anthropic, "gemini": gemini}.get(model_shape(), openai)
-    return anthropic if request.headers.get("anthropic-version") else openai
+        return model_shape()
+    return anthropic.PROTOCOL if request.headers.get("anthropic-version") else openai.PROTOCOL
