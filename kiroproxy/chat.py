@@ -239,39 +239,61 @@ class Reply:
 
 
 class ReplyBuilder:
-    """Folds events into a Reply, merging neighbouring text and thinking pieces."""
+    """Folds events into a Reply, merging neighbouring text and thinking pieces.
+
+    The pieces of the part being written are kept in a list and joined when the reply is read:
+    rebuilding the string on every delta made a long answer cost quadratic time."""
 
     def __init__(self, model: str, input_tokens: int = 0) -> None:
-        self.reply = Reply(model=model, usage=Usage(input_tokens=input_tokens))
+        self._reply = Reply(model=model, usage=Usage(input_tokens=input_tokens))
         self._tool_names: dict = {}
+        self._run: List[str] = []  # pieces of the reply's last part while it is an open Text/Thinking
+        self._run_kind: Optional[type] = None
+
+    @property
+    def reply(self) -> Reply:
+        self._join()
+        return self._reply
+
+    def _join(self) -> None:
+        if len(self._run) > 1:
+            self._run = ["".join(self._run)]
+            self._reply.parts[-1] = self._run_kind(self._run[0])  # type: ignore[misc]
+
+    def _close(self) -> None:
+        self._join()
+        self._run, self._run_kind = [], None
+
+    def _piece(self, kind: type, text: str) -> None:
+        if self._run_kind is kind:
+            self._run.append(text)
+            return
+        self._close()
+        self._reply.parts.append(kind(text))
+        self._run, self._run_kind = [text], kind
 
     def add(self, event: Event) -> None:
-        parts = self.reply.parts
-        last = parts[-1] if parts else None
         if isinstance(event, TextDelta):
-            if isinstance(last, Text):
-                parts[-1] = Text(last.text + event.text)
-            else:
-                parts.append(Text(event.text))
+            self._piece(Text, event.text)
         elif isinstance(event, ThinkingDelta):
-            if isinstance(last, Thinking) and last.signature is None:
-                parts[-1] = Thinking(last.text + event.text)
-            else:
-                parts.append(Thinking(event.text))
+            self._piece(Thinking, event.text)
         elif isinstance(event, ThinkingSignature):
-            if isinstance(last, Thinking):
-                parts[-1] = Thinking(last.text, event.signature)
+            self._close()
+            parts = self._reply.parts
+            if parts and isinstance(parts[-1], Thinking):
+                parts[-1] = Thinking(parts[-1].text, event.signature)
             else:
                 parts.append(Thinking("", event.signature))
         elif isinstance(event, ToolCallStart):
             self._tool_names[event.id] = event.name
         elif isinstance(event, ToolCallEnd):
-            parts.append(ToolUse(event.id, self._tool_names.get(event.id, ""), event.input))
+            self._close()
+            self._reply.parts.append(ToolUse(event.id, self._tool_names.get(event.id, ""), event.input))
         elif isinstance(event, Usage):
-            self.reply.usage = merge_usage(self.reply.usage, event)
+            self._reply.usage = merge_usage(self._reply.usage, event)
         elif isinstance(event, Finish):
-            self.reply.finish = event.reason
-            self.reply.stop_sequence = event.stop_sequence
+            self._reply.finish = event.reason
+            self._reply.stop_sequence = event.stop_sequence
 
 
 def merge_usage(old: Usage, new: Usage) -> Usage:
