@@ -27,7 +27,6 @@ TOKEN_SHAPES = re.compile(r"\b(?:aoa|aor)[A-Za-z0-9_\-:+/=]{20,}|\bsk-ant-[A-Za-
                           r"|\bsk-[A-Za-z0-9_\-]{32,}|\bksk_[A-Za-z0-9]{16,}|\bAIza[A-Za-z0-9_\-]{30,}")
 # The value after "Bearer" (an Authorization header pasted into a prompt); the word itself stays.
 BEARER_VALUE = re.compile(r"(\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9._~+/\-]{16,}=*")
-_SHAPE_HINTS = ("ao", "sk-", "ksk_", "AIza")
 SAFE_HEADERS = ("user-agent", "anthropic-version", "anthropic-beta", "content-type", "x-app", "openai-beta",
                 "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client", "x-claude-code-session-id")
 MIN_SECRET = 8  # shorter known values would mask ordinary words all over a flow
@@ -68,11 +67,17 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    if any(hint in text for hint in _SHAPE_HINTS):
+    if _may_hold_shape(text):
         text = TOKEN_SHAPES.sub(MASK, text)
     if "earer" in text or "EARER" in text:
         text = BEARER_VALUE.sub(r"\1" + MASK, text)
     return text
+
+
+def _may_hold_shape(text: str) -> bool:
+    """Whether `text` holds a piece every TOKEN_SHAPES match contains: four `in` tests cost far less
+    than the pattern (or than any() over a generator, which a walk pays for every string)."""
+    return "ao" in text or "sk-" in text or "ksk_" in text or "AIza" in text
 
 
 def has_shapes(text: str) -> bool:
