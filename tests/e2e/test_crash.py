@@ -105,8 +105,8 @@ def test_kill_9_under_load_loses_no_refresh_token_and_no_settled_flow(tmp_path, 
     for round_ in range(ROUNDS):
         if round_:
             proc = Process(home, fake.url, extra_env=ENV)
+            snippets = flow_snippets(proc)  # first: the store reads its flows (and repairs) once it serves
             assert_private_and_tidy(proc.data)
-            snippets = flow_snippets(proc)
             missing = [p for p in completed if p not in snippets]
             assert missing == [], f"flows lost by the kill: {missing[:5]} ({len(missing)})"
         refreshed_before = len(fake.refreshes)
@@ -130,8 +130,8 @@ def test_kill_9_under_load_loses_no_refresh_token_and_no_settled_flow(tmp_path, 
             assert superseded == [], "the provider rotated a refresh token the data directory lost"
     final = Process(home, fake.url, extra_env=ENV)
     try:
-        assert_private_and_tidy(final.data)
         snippets = flow_snippets(final)
+        assert_private_and_tidy(final.data)
         assert [p for p in completed if p not in snippets] == []
         assert len(completed) >= 20 * ROUNDS
     finally:

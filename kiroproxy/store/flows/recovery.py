@@ -3,7 +3,9 @@ disk and repair what a crash left behind.
 
 A flow counts only when its body file exists: an index line whose body is gone is dropped, and a
 body the index never heard of (a crash between the two writes) is indexed again from the copy of
-its entry the body holds. Runs once, before the writer thread starts; logs what it repaired.
+its entry the body holds. Runs once, before anything reads or writes the index: on the writer
+thread as it starts (not on the server's start-up), or on the first caller that needs the index.
+Logs what it repaired.
 """
 from __future__ import annotations
 

@@ -55,12 +55,23 @@ class FlowStore:
         self.bodies_dropped = 0                  # flows queued without their bodies (backlog full)
         self.flows_dropped = 0                   # flows not kept at all (backlog twice full)
         self._redactor = Redactor()
+        self._repaired = 0
+        self._writer = Writer(self.disk, self._recover, stats, self.caps, self._redactor_now, self._name, clock,
+                              sweep_seconds)
+
+    def _recover(self) -> Index:
+        """The stored flows, after repairing what a crash left (run once, by the writer)."""
         loaded = recovery.load(self.disk)
-        self.repaired_segments = sum(1 for s in loaded.segments if s.repaired)
+        self._repaired = sum(1 for s in loaded.segments if s.repaired)
         index = Index(SEGMENT_SIZE)
         index.load(loaded.segments)
-        self._writer = Writer(self.disk, index, stats, self.caps, self._redactor_now, self._name, clock,
-                              sweep_seconds)
+        return index
+
+    @property
+    def repaired_segments(self) -> int:
+        """Index segments the recovery had to repair (it runs first if it has not yet)."""
+        self._writer.ready()
+        return self._repaired
 
     def start(self) -> None:
         self._writer.start()
@@ -98,6 +109,7 @@ class FlowStore:
             snap = records.metadata_only(exchange)
         else:
             snap = records.snapshot(exchange)  # copies: nothing the request does later reaches it
+        self._writer.ready()  # before our lock: a request starting meanwhile never waits for the recovery
         with self._lock:  # queued and no longer in flight at one moment, for the listings
             self._live.pop(exchange.id, None)
             if "body_dropped" in snap.meta:
@@ -153,6 +165,7 @@ class FlowStore:
         exchange's snapshot or the queued Snapshot; their texts are masked (as every view shows
         them). Rendering them names accounts, which takes the pool's lock: done after the store
         lock is released."""
+        self._writer.ready()
         with self._lock:
             running = list(self._live.values()) if live and cursor is None else []
             queued, stored = self._writer.select(keep, cursor)
@@ -198,6 +211,7 @@ class FlowStore:
                 "examined": found.examined}
 
     def get(self, flow_id: str) -> Dict[str, Any]:
+        self._writer.ready()
         with self._lock:
             current, pending = self._writer.find(flow_id)
             live = self._live.get(flow_id)

@@ -82,11 +82,17 @@ class Writer:
     """Thread-safe: request and admin threads call queue() and the readers, one thread writes.
     Its lock guards the index, the queue and the marks, never the disk."""
 
-    def __init__(self, disk: segments.Disk, index: Index, stats: Stats, caps: Caps,
+    def __init__(self, disk: segments.Disk, load: Callable[[], Index], stats: Stats, caps: Caps,
                  redactor: Callable[[], Redactor], account_name: Callable[[Optional[str]], str],
                  clock: Callable[[], float], sweep_seconds: float) -> None:
-        """`index`: the written flows as loaded at start; from now on this writer's alone."""
-        self.disk, self.index, self.stats, self.caps = disk, index, stats, caps
+        """`load` reads the written flows from disk (the recovery); it runs once, before anything
+        reads or writes the index: first thing on the writer's thread, so not on the server's
+        start-up (a full store takes a third of a second), or sooner on whoever needs it first.
+        From then on the index is this writer's alone."""
+        self.disk, self.stats, self.caps = disk, stats, caps
+        self._load = load
+        self._index: Optional[Index] = None
+        self._loading = threading.Lock()
         self.redactor, self.account_name, self.clock = redactor, account_name, clock
         self.sweep_seconds = sweep_seconds
         self._lock = threading.Lock()
@@ -97,6 +103,19 @@ class Writer:
         self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
+
+    def ready(self) -> Index:
+        """The written flows, loaded first if nobody has yet (a load in progress is waited for)."""
+        if self._index is not None:
+            return self._index
+        with self._loading:
+            if self._index is None:
+                self._index = self._load()
+            return self._index
+
+    @property
+    def index(self) -> Index:
+        return self._index if self._index is not None else self.ready()
 
     @property
     def backlog_bytes(self) -> int:
@@ -212,6 +231,10 @@ class Writer:
         return done.wait(timeout)
 
     def _run(self) -> None:
+        try:
+            self.ready()  # now, off the thread that started us
+        except Exception:  # retried by the next caller; the thread must live on
+            log.exception("flow store: reading the stored flows failed")
         while True:
             if self._wake.wait(self.sweep_seconds) and not self._urgent.is_set():
                 self._urgent.wait(BATCH_SECONDS)  # let the flows of the next moments join the batch

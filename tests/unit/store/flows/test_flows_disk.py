@@ -341,3 +341,32 @@ def test_many_threads_finishing_at_once_lose_nothing(open_store, tmp_path):
     reopened = open_store()
     assert sorted(ids(reopened.query(ALL, limit=500))) == expected
     assert reopened.stats.summary()["all_time"]["requests"] == 200
+
+
+def test_the_stored_flows_are_read_by_the_writer_thread_not_when_the_store_is_built(open_store, monkeypatch):
+    store = open_store()
+    made = add(store, 3)
+    store.close()
+    loads: List[str] = []
+    real_load = flows_module.recovery.load
+
+    def recorded_load(disk):
+        loads.append(threading.current_thread().name)
+        return real_load(disk)
+
+    monkeypatch.setattr(flows_module.recovery, "load", recorded_load)
+    reopened = open_store()
+    assert loads == []  # building it (at the server's start-up) reads nothing
+    reopened.start()
+    wait_until(lambda: loads)
+    assert loads == ["kiroproxy-flows"]
+    assert ids(reopened.query(ALL)) == [ex.id for ex in reversed(made)] and loads == ["kiroproxy-flows"]
+
+
+def test_a_store_never_started_reads_its_flows_when_first_asked(open_store):
+    store = open_store()
+    made = add(store, 2)
+    store.close()
+    reopened = open_store()
+    (ex,) = add(reopened, 1, start=T0 + 50)  # queued before anything was read: numbered after the stored
+    assert reopened.get(ex.id)["seq"] == 3 and ids(reopened.query(ALL))[1:] == [m.id for m in reversed(made)]

@@ -17,7 +17,7 @@ EVERYTHING = lambda entry: True  # noqa: E731
 
 def make_writer(tmp_path, disk=None) -> Writer:
     clock = lambda: T0 + 60  # noqa: E731
-    return Writer(disk or segments.Disk(tmp_path / "flows"), Index(segments.SEGMENT_SIZE),
+    return Writer(disk or segments.Disk(tmp_path / "flows"), lambda: Index(segments.SEGMENT_SIZE),
                   Stats(tmp_path / "stats.json", clock=clock), Caps(1000, 2**30, 0), Redactor,
                   lambda account_id: f"name of {account_id}", clock, 60.0)
 
