@@ -270,7 +270,7 @@ class Services:
         self.listen = listen or self.listen
         self.flows.start()
         adopter = Adopter(self.pool, lambda: self.settings.scan_home_path, identify=self.monitor.email_of)
-        self.refresher.start(tasks=(adopter.run_once, self.sync_models))
+        self.refresher.start(tasks=(adopter.run_once, self.sync_models, self.keys.flush_usage))
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -279,6 +279,7 @@ class Services:
         self.refresher.stop()
         self.flows.close()
         self.pool.flush()
+        self.keys.flush_usage(everything=True)
         self.sessions.close()
         log.info("state flushed to %s", self.home)
 

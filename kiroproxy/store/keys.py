@@ -16,7 +16,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -62,6 +62,7 @@ class KeyStore:
         self._records: Dict[str, KeyRecord] = {}  # by hash
         self._seen: Optional[Tuple[int, int, int]] = None
         self._last_written: Dict[str, float] = {}
+        self._unwritten: Dict[str, float] = {}  # hash -> last use not yet in the file (see flush_usage)
 
     def _identity(self) -> Optional[Tuple[int, int, int]]:
         try:
@@ -98,10 +99,16 @@ class KeyStore:
         return bool(self._current())
 
     def list(self) -> List[KeyRecord]:
-        return sorted(self._current().values(), key=lambda r: (r.created, r.name))
+        """Every key, with its last use as this process knows it (also what is not written yet)."""
+        with self._lock:
+            unwritten = dict(self._unwritten)
+        rows = [replace(r, last_used=round(unwritten[r.hash], 3)) if r.hash in unwritten else r
+                for r in self._current().values()]
+        return sorted(rows, key=lambda r: (r.created, r.name))
 
     def verify(self, key: str) -> Optional[str]:
-        """The name of the key, or None when it is not one of ours. Notes its use."""
+        """The name of the key, or None when it is not one of ours. Notes its use in memory: the
+        file is written by flush_usage() on the background thread, never on the request's."""
         if not key:
             return None
         hashed = digest(key)
@@ -109,13 +116,26 @@ class KeyStore:
         if record is None:
             return None
         now = self.clock()
-        if now - self._last_written.get(hashed, 0.0) >= LAST_USED_EVERY:
-            self._last_written[hashed] = now
-            try:
-                self._change(lambda rows: _touch(rows, hashed, now))
-            except (OSError, ProxyError) as exc:  # a read-only disk must not refuse the client
-                log.warning("could not note the use of key %s: %s", record.name, exc)
+        with self._lock:
+            self._unwritten[hashed] = now
         return record.name
+
+    def flush_usage(self, everything: bool = False) -> None:
+        """Write the last uses noted since the previous flush, at most once a minute per key (the
+        refresher's background pass calls this), or `everything` noted (at shutdown)."""
+        now = self.clock()
+        with self._lock:
+            due = {h: at for h, at in self._unwritten.items()
+                   if everything or now - self._last_written.get(h, float("-inf")) >= LAST_USED_EVERY}
+            if not due:
+                return
+            for hashed in due:
+                del self._unwritten[hashed]
+                self._last_written[hashed] = now
+        try:
+            self._change(lambda rows: [_touch(rows, hashed, at) for hashed, at in due.items()])
+        except (OSError, ProxyError) as exc:  # a read-only disk must not stop the background pass
+            log.warning("could not note the use of %d client key(s): %s", len(due), exc)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -45,6 +45,6 @@ def test_start_records_the_bound_address_and_hands_the_refresher_its_tasks(setti
         assert services.refresher.tasks == ()
         services.start(listen="127.0.0.1:4321")
         assert services.listen == "127.0.0.1:4321"
-        assert len(services.refresher.tasks) == 2
+        assert len(services.refresher.tasks) == 3 and services.keys.flush_usage in services.refresher.tasks
     finally:
         services.close()

@@ -66,16 +66,38 @@ def test_a_damaged_file_refuses_instead_of_opening_up(tmp_path):
     assert "keys.json" in raised.value.message
 
 
-def test_last_use_is_written_at_most_once_a_minute(tmp_path):
+def test_last_use_is_noted_in_memory_and_written_at_most_once_a_minute(tmp_path):
+    clock = Clock()
+    store = KeyStore(tmp_path, clock=clock)
+    key, _ = store.create("k")
+    created = os.stat(tmp_path / "keys.json").st_mtime_ns
+    store.verify(key)
+    assert os.stat(tmp_path / "keys.json").st_mtime_ns == created  # never written on the request
+    assert store.list()[0].last_used == clock.now  # but shown at once
+    store.flush_usage()
+    first = os.stat(tmp_path / "keys.json").st_mtime_ns
+    (row,) = json.loads((tmp_path / "keys.json").read_text())["keys"]
+    assert row["last_used"] == clock.now
+    clock.now += 30
+    store.verify(key)
+    store.flush_usage()
+    assert os.stat(tmp_path / "keys.json").st_mtime_ns == first  # less than a minute later
+    assert store.list()[0].last_used == clock.now
+    clock.now += 31
+    store.flush_usage()
+    (row,) = json.loads((tmp_path / "keys.json").read_text())["keys"]
+    assert row["last_used"] == clock.now - 31  # the use noted 31 s ago, written now
+
+
+def test_shutdown_writes_every_noted_use(tmp_path):
     clock = Clock()
     store = KeyStore(tmp_path, clock=clock)
     key, _ = store.create("k")
     store.verify(key)
-    first = os.stat(tmp_path / "keys.json").st_mtime_ns
-    clock.now += 30
+    store.flush_usage()
+    clock.now += 5
     store.verify(key)
-    assert os.stat(tmp_path / "keys.json").st_mtime_ns == first
-    clock.now += 31
-    store.verify(key)
+    store.flush_usage(everything=True)
     (row,) = json.loads((tmp_path / "keys.json").read_text())["keys"]
     assert row["last_used"] == clock.now
+    assert KeyStore(tmp_path).list()[0].last_used == clock.now  # another process reads it
