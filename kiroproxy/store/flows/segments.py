@@ -85,6 +85,33 @@ def parse_record(data: bytes, search: str = "", flow_id: str = "") -> Optional[D
     return restore(record, search)
 
 
+_SYNCFS: List[Any] = []  # [syncfs or None], resolved on first use (nothing at import)
+
+
+def sync_filesystem(folder: Path) -> bool:
+    """Flush every written file of the filesystem holding `folder` to disk (Linux's syncfs: one
+    call for a whole batch of files, where fsync takes one per file). False when there is no
+    syncfs here or it failed: the caller fsyncs each file instead."""
+    if not _SYNCFS:
+        try:
+            import ctypes
+
+            _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
+        except (ImportError, OSError, AttributeError):
+            _SYNCFS.append(None)
+    syncfs = _SYNCFS[0]
+    if syncfs is None:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
 class Disk:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -93,6 +120,9 @@ class Disk:
         for folder in (self.root, self.index_dir, self.bodies_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
+        self._folders: Set[str] = set()          # body folders known to exist (writer thread only)
+        self._unsynced: List[str] = []           # bodies written with sync=False since sync()
+        self._unsynced_folders: Set[str] = set()
 
     def segment_path(self, segment: int) -> Path:
         return self.index_dir / f"seg-{segment:06d}.jsonl"
@@ -105,12 +135,63 @@ class Disk:
             raise ValueError(f"not a flow id: {flow_id!r}")
         return self.body_folder(segment) / f"{flow_id}{_BODY_SUFFIX}"
 
-    def write_body(self, segment: int, flow_id: str, data: bytes) -> int:
-        """Write one body file atomically (see encode_body); returns its size in bytes."""
+    def write_body(self, segment: int, flow_id: str, data: bytes, sync: bool = True) -> int:
+        """Write one body file atomically (see encode_body); returns its size in bytes. With
+        `sync` False it is renamed into place but not yet durable: call sync() before writing
+        anything that names it (its index line), so a batch of bodies costs one sync."""
         path = self.body_path(segment, flow_id)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomic(path, data, 0o600)
+        if sync:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            write_atomic(path, data, 0o600)
+            return len(data)
+        folder = str(path.parent)
+        if folder not in self._folders:
+            if not os.path.isdir(folder):
+                os.mkdir(folder, 0o700)
+                self._unsynced_folders.add(str(self.bodies_dir))
+            self._folders.add(folder)
+        target = str(path)
+        tmp = os.path.join(folder, f".{flow_id}{_BODY_SUFFIX}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        self._unsynced.append(target)
+        self._unsynced_folders.add(folder)
         return len(data)
+
+    def sync(self) -> None:
+        """Make the bodies written with sync=False durable, with their folders: one syncfs of
+        the store's filesystem where there is one (Linux), else an fsync of each file and of
+        each folder they changed. Raises OSError when the data may not be on disk."""
+        if not self._unsynced and not self._unsynced_folders:
+            return
+        written, self._unsynced = self._unsynced, []
+        folders, self._unsynced_folders = self._unsynced_folders, set()
+        if sync_filesystem(self.root):
+            return
+        for path in written:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # evicted since
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for folder in sorted(folders, key=len, reverse=True):
+            self._sync_folder(Path(folder))
 
     def remove_body(self, segment: int, flow_id: str) -> None:
         try:
@@ -215,6 +296,7 @@ class Disk:
         except FileNotFoundError:
             pass
         folder = self.body_folder(segment)
+        self._folders.discard(str(folder))
         try:
             folder.rmdir()  # only when empty: a folder that still holds bodies stays
         except OSError:

@@ -4,10 +4,11 @@ The store hands it snapshots (queue), asks it about flows (select, find, mark, c
 flush or close; the index of written flows, the queue and the unlogged marks change only here,
 under the writer's own lock. Per batch: gather the known secrets once (the redactor is rebuilt
 only when they changed), redact and serialise each flow, decide evictions for every cap
-*counting the incoming bytes*, remove the evicted bodies, write the new body files, and only then
-append the index lines that name them (one fsync per touched segment). So the disk never goes
-past its cap, and after a kill -9 no index line points at a body that was never written. Wakes
-on its own now and then to evict by age on an idle server. Never stores on a request thread.
+*counting the incoming bytes*, remove the evicted bodies, write the new body files and make them
+durable together (one sync for the batch), and only then append the index lines that name them
+(one fsync per touched segment). So the disk never goes past its cap, and after a crash no index
+line points at a body that was never written. Wakes on its own now and then to evict by age on
+an idle server. Never stores on a request thread.
 """
 from __future__ import annotations
 
@@ -291,6 +292,10 @@ class Writer:
         for item in ready:
             if item.entry["id"] not in plan.dropped:
                 self._store(item, lines)
+        try:
+            self.disk.sync()  # the batch's bodies are durable before an index line names them
+        except OSError as exc:
+            log.error("flow store: syncing the new flow bodies failed: %s", exc)
         self._log(lines, [e for e in plan.victims if e["segment"] not in emptied])
         self.stats.save()
 
@@ -319,7 +324,7 @@ class Writer:
         with self._lock:
             segment = self.index.segment_for_new()
         try:
-            self.disk.write_body(segment, flow_id, item.data)
+            self.disk.write_body(segment, flow_id, item.data, sync=False)
         except OSError as exc:
             log.error("flow store: flow %s not stored: %s", flow_id, exc)
             with self._lock:

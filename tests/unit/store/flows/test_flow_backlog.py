@@ -24,10 +24,10 @@ class SlowDisk(segments.Disk):
         self.gate = threading.Event()
         self.writing = threading.Event()
 
-    def write_body(self, segment, flow_id, data):
+    def write_body(self, segment, flow_id, data, sync=True):
         self.writing.set()
         assert self.gate.wait(60), "the test never opened the gate"
-        return super().write_body(segment, flow_id, data)
+        return super().write_body(segment, flow_id, data, sync)
 
 
 def big_exchange(n: int):

@@ -120,9 +120,9 @@ def test_the_disk_never_goes_past_the_byte_cap(open_store, tmp_path):
     seen: List[int] = []
     real_write = store.disk.write_body
 
-    def checked_write(segment: int, flow_id: str, data: bytes) -> int:
+    def checked_write(segment: int, flow_id: str, data: bytes, sync: bool = True) -> int:
         seen.append(on_disk(tmp_path) + len(data))  # what the disk will hold once this file is there
-        return real_write(segment, flow_id, data)
+        return real_write(segment, flow_id, data, sync)
 
     store.disk.write_body = checked_write
     for batch in range(4):
@@ -219,10 +219,10 @@ def test_every_index_line_names_a_body_already_on_disk(open_store, tmp_path):
     real_write, real_append = store.disk.write_body, store.disk.append
     missing: List[str] = []
 
-    def write_then_finish_another(segment, flow_id, data):
+    def write_then_finish_another(segment, flow_id, data, sync=True):
         if not late:  # a request finishes while the writer is storing this batch
             late.extend(add(store, 1, start=T0 + 50))
-        return real_write(segment, flow_id, data)
+        return real_write(segment, flow_id, data, sync)
 
     def checked_append(segment, records):
         named = [r["add"]["id"] for r in records if "add" in r]

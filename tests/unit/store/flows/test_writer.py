@@ -106,3 +106,35 @@ def test_the_writer_answers_while_its_thread_waits_on_the_disk(tmp_path):
     assert writer.flush(10)
     assert writer.find(first.id)[0]["note"] == "while writing" and writer.counts()["queued"] == 0
     writer.close(10)
+
+
+class SyncCountingDisk(segments.Disk):
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.syncs = 0
+        self.synced_bodies = []
+        self.unsynced_writes = 0
+
+    def write_body(self, segment, flow_id, data, sync=True):
+        self.unsynced_writes += not sync
+        return super().write_body(segment, flow_id, data, sync)
+
+    def sync(self) -> None:
+        self.synced_bodies.append(len(self._unsynced))
+        self.syncs += 1
+        super().sync()
+
+
+def test_a_batch_of_flows_is_made_durable_with_one_sync_before_its_index_lines(tmp_path):
+    disk = SyncCountingDisk(tmp_path / "flows")
+    writer = make_writer(tmp_path, disk)
+    snaps = [records.snapshot(exchange(f"q{n}", at=T0 + n)) for n in range(5)]
+    for snap in snaps:
+        writer.queue(snap)
+    logged_after = []
+    real_append = disk.append
+    disk.append = lambda segment, new: (logged_after.append(disk.syncs), real_append(segment, new))[1]
+    writer.cycle()
+    assert disk.unsynced_writes == 5 and disk.synced_bodies == [5] and logged_after == [1]
+    assert [e["id"] for e in writer.select(EVERYTHING, None)[1]] == [s.id for s in reversed(snaps)]
+    assert sorted(disk.body_ids(1)) == sorted(s.id for s in snaps)
