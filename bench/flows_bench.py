@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kiroproxy import chat  # noqa: E402
-from kiroproxy.exchange import Attempt, Exchange  # noqa: E402
+from kiroproxy.exchange import COMPLETED, ERROR, Attempt, ExchangeSnapshot  # noqa: E402
 from kiroproxy.protocols import anthropic  # noqa: E402
 from kiroproxy.store.flows import FlowStore  # noqa: E402
 from kiroproxy.store.stats import Stats  # noqa: E402
@@ -44,7 +45,7 @@ from tests import factories  # noqa: E402
 from tests.fakes.kiro import FakeKiro  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from stream_bench import ADMIN, free_port, rss_kb  # noqa: E402
+from stream_processes import ADMIN, free_port, rss_mb  # noqa: E402
 
 WORDS = ("the quick brown fox jumps over lazy dogs while reading source files and running tests "
          "def class return import self value result error config parse render stream").split()
@@ -85,21 +86,23 @@ def claude_code_body(size: int, n: int) -> dict:
     return body
 
 
-def exchange(n: int, size: int = 4096) -> Exchange:
+def exchange(n: int, size: int = 4096) -> ExchangeSnapshot:
+    """A finished exchange as the relay hands it to the flow store."""
     body = claude_code_body(size, n)
-    ex = Exchange(protocol=("anthropic", "openai", "gemini")[n % 3], path="/v1/messages",
-                  requested_model="claude-sonnet-4-6", stream=True, body=body, request=anthropic.parse(body),
-                  headers={"user-agent": "bench"},
-                  raw_body=json.dumps(body).encode())  # as web/proxy.json_body leaves it
-    ex.model, ex.account_id, ex.state = "claude-sonnet-4.6", f"acct{n % 4}", "completed"
-    ex.first_byte_at, ex.completed_at = ex.received_at + 0.2, ex.received_at + 1.5
-    ex.attempts.append(Attempt(ex.account_id, "ok"))
-    reply = chat.Reply(model=ex.model, parts=[chat.Text(f"answer {n} " + prose(1500, n + 1))],
+    received = time.time()
+    reply = chat.Reply(model="claude-sonnet-4.6", parts=[chat.Text(f"answer {n} " + prose(1500, n + 1))],
                        usage=chat.Usage(input_tokens=80000, output_tokens=300))
-    ex.reply, ex.usage = reply, reply.usage
+    done = ExchangeSnapshot(
+        protocol=("anthropic", "openai", "gemini")[n % 3], path="/v1/messages", requested_model="claude-sonnet-4-6",
+        stream=True, body=body, request=anthropic.parse(body), headers={"user-agent": "bench"},
+        raw_body=json.dumps(body).encode(),  # as web/bodies leaves it
+        model="claude-sonnet-4.6", account_id=f"acct{n % 4}", state=COMPLETED, received_at=received,
+        first_byte_at=received + 0.2, completed_at=received + 1.5, usage=reply.usage,
+        attempts=(Attempt(f"acct{n % 4}", "ok"),), reply=reply)
     if n % 17 == 0:
-        ex.fail(429, "rate_limit", "every account is rate limited")
-    return ex
+        done = replace(done, state=ERROR, status=429,
+                       error={"kind": "rate_limit", "status": 429, "message": "every account is rate limited"})
+    return done
 
 
 def kiro_secrets(count: int) -> list:
@@ -128,7 +131,6 @@ def bench_recording(samples: int, secret_count: int) -> dict:
             made = [exchange(n, size) for n in range(samples)]
             times, cpu = [], []
             for ex in made:
-                store.started(ex)
                 start, start_cpu = time.perf_counter(), time.thread_time()
                 store.finished(ex)
                 times.append((time.perf_counter() - start) * 1000)
@@ -166,8 +168,8 @@ def bench_index_writes(count: int) -> dict:
             written["index"] += size
             return size
 
-        def counted_body(segment, flow_id, data):
-            written["body"] += write_body(segment, flow_id, data)
+        def counted_body(segment, flow_id, data, **kw):
+            written["body"] += write_body(segment, flow_id, data, **kw)
             return len(data)
 
         store.disk.append, store.disk.rewrite, store.disk.write_body = counted_append, counted_rewrite, counted_body
@@ -225,7 +227,7 @@ def bench_empty(fake_url: str) -> dict:
     proc, _ = start_proxy(home, fake_url)
     try:
         startup = round((time.perf_counter() - started) * 1000)
-        return {"startup_ms": startup, "rss_mb": round(rss_kb(proc.pid) / 1024, 1)}
+        return {"startup_ms": startup, "rss_mb": round(rss_mb(proc.pid), 1)}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -246,7 +248,7 @@ def bench_queries(count: int, size: int, fake_url: str) -> dict:
         return lambda: requests.get(url + path, headers=headers, params=params)
 
     try:
-        rss_idle = rss_kb(proc.pid)
+        rss_idle = rss_mb(proc.pid)
         out = {"flows": requests.get(url + "/api/flows", headers=headers, params={"limit": 1}).json()["total"],
                "body_kb": round(len(json.dumps(claude_code_body(size, 1))) / 1024), "fill_seconds": round(filled, 1),
                "store_mb": round(sum(p.stat().st_size for p in (home / ".kiro-proxy" / "flows").rglob("*")
@@ -260,8 +262,8 @@ def bench_queries(count: int, size: int, fake_url: str) -> dict:
         out["q_rare_term"] = {"found": len(rare["flows"]), "examined": rare["examined"], "partial": rare["partial"]}
         out["flows_stats_ms"], _ = timed(get("/api/flows/stats"))
         out["status_ms"], _ = timed(get("/api/status"))
-        out["rss_mb_idle_after_start"] = round(rss_idle / 1024, 1)
-        out["rss_mb_after_queries"] = round(rss_kb(proc.pid) / 1024, 1)
+        out["rss_mb_idle_after_start"] = round(rss_idle, 1)
+        out["rss_mb_after_queries"] = round(rss_mb(proc.pid), 1)
     finally:
         proc.terminate()
         proc.wait(10)
