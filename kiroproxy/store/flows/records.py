@@ -1,11 +1,11 @@
-"""Turning a finished exchange (its ExchangeSnapshot) into a flow: the flow's snapshot taken on the
-request thread, then the small index entry, the full search text and the redacted body record
-built from it on the writer thread.
+"""Turning a finished exchange (its ExchangeSnapshot) into a flow: the flow's snapshot, then the
+small index entry, the full search text and the redacted body record built from it.
 
-snapshot() is all a request thread runs: it copies fields and keeps the client's raw JSON bytes
-(or pickles the parsed body when there are none), so nothing the request does to the body
-afterwards can reach the record. Gathering secrets, redacting
-and serialising happen later, on the flow writer thread. Pure: no I/O.
+A request thread only estimates what a queued exchange costs (deferred_cost) and counts it in
+the stats (stats_entry); snapshot() runs on the writer thread (or when a listing shows a queued
+flow). It copies fields and keeps the client's raw JSON bytes; only an exchange without them is
+snapshotted on the request thread (one pickle of the parsed body). Gathering secrets, redacting
+and serialising happen on the flow writer thread. Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -65,6 +65,27 @@ def cost(snap: Snapshot) -> int:
     if snap.request is None and not snap.parts:
         return META_COST + len(snap.body)
     return META_COST + 2 * len(snap.body) + sum(len(getattr(part, "text", "") or "") for part in snap.parts)
+
+
+def deferred_cost(exchange: ExchangeSnapshot) -> int:
+    """Bytes of memory a finished exchange queued as is holds, roughly: the client's raw body, the
+    JSON parsed from it and the request parsed from that (each about as large), and the answer's
+    texts. Cheap: for the request thread."""
+    raw = exchange.raw_body
+    reply = exchange.reply
+    texts = sum(len(getattr(part, "text", "") or "") for part in reply.parts) if reply is not None else 0
+    return META_COST + 3 * (len(raw) if isinstance(raw, bytes) else 0) + texts
+
+
+def stats_entry(exchange: ExchangeSnapshot) -> Dict[str, Any]:
+    """The fields of index_entry() that Stats.record() reads, the same values: cheap, for the
+    request thread (the full entry is built by the writer)."""
+    usage = exchange.usage
+    error = exchange.error
+    return {"received_at": exchange.received_at, "protocol": exchange.protocol, "model": exchange.model,
+            "account_id": exchange.account_id, "error": dict(error) if error else None,
+            "error_kind": error.get("kind") if error else None,
+            "input_tokens": usage.input_tokens or 0, "output_tokens": usage.output_tokens or 0}
 
 
 def metadata_only(exchange: ExchangeSnapshot) -> Snapshot:

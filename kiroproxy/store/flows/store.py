@@ -1,9 +1,10 @@
 """The flow store: every request's record, listed from memory, searched and read from disk.
 
-As an exchange observer, a request thread only copies its exchange's last snapshot and queues it;
-the writer thread (writer.py) redacts, writes and enforces the caps. Queries filter the small
-in-memory entries (written flows, plus queued and in-flight ones rendered on the fly); `q` then
-reads search texts from disk, newest first, within a time and byte budget.
+As an exchange observer, a request thread only queues its exchange's last snapshot (immutable)
+and counts it in the stats; the writer thread (writer.py) copies, redacts, writes and enforces
+the caps. Queries filter the small in-memory entries (written flows, plus queued and in-flight
+ones rendered on the fly); `q` then reads search texts from disk, newest first, within a time
+and byte budget.
 """
 from __future__ import annotations
 
@@ -96,27 +97,31 @@ class FlowStore:
             self._live[exchange.id] = exchange
 
     def finished(self, exchange: ExchangeSnapshot) -> None:
-        """Queue the flow for the writer; never waits for the disk. While the queue holds more
-        than backlog_bytes, the flow keeps its metadata only; past twice that, it is not kept."""
+        """Queue the flow for the writer; never waits for the disk. The request thread hands over
+        the immutable exchange itself (one lock, one append) and counts it in the stats; the
+        writer takes its snapshot. While the queue holds more than backlog_bytes, the flow keeps
+        its metadata only; past twice that, it is not kept."""
         backlog = self._writer.backlog_bytes
         if backlog >= 2 * self.backlog_bytes:
             with self._lock:
                 self._live.pop(exchange.id, None)
                 self.flows_dropped += 1
-            self.stats.record(records.index_entry(exchange, 0))
+            self.stats.record(records.stats_entry(exchange))
             return
-        if backlog >= self.backlog_bytes:
-            snap = records.metadata_only(exchange)
-        else:
-            snap = records.snapshot(exchange)  # copies: nothing the request does later reaches it
+        keep = backlog < self.backlog_bytes
+        source: Any = exchange
+        if not keep:
+            source = records.metadata_only(exchange)
+        elif not isinstance(exchange.raw_body, bytes):
+            source = records.snapshot(exchange)  # one pickle: the parsed body is all there is
         self._writer.ready()  # before our lock: a request starting meanwhile never waits for the recovery
         with self._lock:  # queued and no longer in flight at one moment, for the listings
             self._live.pop(exchange.id, None)
-            if "body_dropped" in snap.meta:
+            if not keep:
                 self.bodies_dropped += 1
-            new = self._writer.queue(snap)
+            new = self._writer.queue(source)
         if new:
-            self.stats.record(snap.meta)
+            self.stats.record(records.stats_entry(exchange))
             self._writer.wake()
 
     def update(self, flow_id: str, *, bookmarked: Optional[bool] = None, note: Optional[str] = None,

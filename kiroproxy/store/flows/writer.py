@@ -1,6 +1,6 @@
 """The flow writer: owns what is stored and what waits to be, and the thread that stores it.
 
-The store hands it snapshots (queue), asks it about flows (select, find, mark, counts) and to
+The store hands it finished flows (queue), asks it about flows (select, find, mark, counts) and to
 flush or close; the index of written flows, the queue and the unlogged marks change only here,
 under the writer's own lock. Per batch: gather the known secrets once (the redactor is rebuilt
 only when they changed), redact and serialise each flow, decide evictions for every cap
@@ -16,8 +16,9 @@ import logging
 import threading
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
+from ...exchange import ExchangeSnapshot
 from ...redaction import Redactor
 from ..stats import Stats
 from . import records, segments
@@ -30,16 +31,34 @@ log = logging.getLogger(__name__)
 BATCH_SECONDS = 0.25
 BATCH_MAX = 200
 
+Source = Union[ExchangeSnapshot, records.Snapshot]
 
-@dataclass(frozen=True)
+
 class Pending:
-    """A finished flow not stored yet. `marks` (bookmark, note, tags given before it was
-    stored) changes only under the writer's lock."""
+    """A finished flow not stored yet. `source` is what finished() queued: the exchange itself
+    (immutable; the usual case, so the request thread copies nothing) or a Snapshot taken at once
+    (a body without its raw bytes, or a backlog too full to keep bodies). `marks` (bookmark, note,
+    tags given before it was stored) changes only under the writer's lock."""
 
-    snap: records.Snapshot
-    seq: int
-    marks: Dict[str, Any]
-    cost: int = 0  # bytes of memory it holds (records.cost)
+    __slots__ = ("source", "seq", "marks", "cost", "_snap")
+
+    def __init__(self, source: Source, seq: int, marks: Dict[str, Any], cost: int = 0) -> None:
+        self.source, self.seq, self.marks = source, seq, marks
+        self.cost = cost  # bytes of memory it holds (records.cost / records.deferred_cost)
+        self._snap = source if isinstance(source, records.Snapshot) else None
+
+    @property
+    def id(self) -> str:
+        return self.source.id
+
+    @property
+    def snap(self) -> records.Snapshot:
+        """The flow's Snapshot, taken from the exchange the first time anyone reads it (the writer
+        or a listing, off the request thread). Two threads taking it at once take equal ones."""
+        snap = self._snap
+        if snap is None:
+            snap = self._snap = records.snapshot(self.source)
+        return snap
 
 
 class Backlog(Dict[str, Pending]):
@@ -123,19 +142,21 @@ class Writer:
         """Bytes the queue holds, read without the lock: a bound, not an exact count."""
         return self._pending.bytes
 
-    def queue(self, snap: records.Snapshot) -> bool:
-        """Take a finished flow to store (the caller wakes the writer). False when the flow was
-        known: finished twice before it was stored (the later state wins), or stored already."""
+    def queue(self, source: Source) -> bool:
+        """Take a finished flow to store (the caller wakes the writer): its exchange, when it has
+        the client's raw body (see records.deferred_cost), else its Snapshot. False when the flow
+        was known: finished twice before it was stored (the later state wins), or stored already."""
+        cost = records.cost(source) if isinstance(source, records.Snapshot) else records.deferred_cost(source)
         with self._lock:
-            earlier = self._pending.get(snap.id)
+            earlier = self._pending.get(source.id)
             if earlier is not None:
-                self._pending[snap.id] = Pending(snap, earlier.seq, earlier.marks, records.cost(snap))
+                self._pending[source.id] = Pending(source, earlier.seq, earlier.marks, cost)
                 return False
-            if snap.id in self.index.entries:
-                log.debug("flow %s finished again after it was stored; ignored", snap.id)
+            if source.id in self.index.entries:
+                log.debug("flow %s finished again after it was stored; ignored", source.id)
                 return False
             self.index.seq += 1
-            self._pending[snap.id] = Pending(snap, self.index.seq, {}, records.cost(snap))
+            self._pending[source.id] = Pending(source, self.index.seq, {}, cost)
             return True
 
     def mark(self, flow_id: str, marks: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[Pending]]:
@@ -300,17 +321,17 @@ class Writer:
         self.stats.save()
 
     def _prepare(self, pending: Pending, redactor: Redactor) -> Optional[Ready]:
-        name = self.account_name(pending.snap.meta["account_id"])
         try:
-            prepared = records.prepare(pending.snap, pending.seq, name, redactor)
+            snap = pending.snap
+            prepared = records.prepare(snap, pending.seq, self.account_name(snap.meta["account_id"]), redactor)
         except Exception:  # one flow that cannot be recorded must not stop the others
-            log.exception("flow store: flow %s could not be recorded", pending.snap.id)
+            log.exception("flow store: flow %s could not be recorded", pending.id)
             with self._lock:
-                self._pending.pop(pending.snap.id, None)
+                self._pending.pop(pending.id, None)
             return None
         with self._lock:
             marks = dict(pending.marks)
-            self._dirty.discard(pending.snap.id)  # its add line carries them
+            self._dirty.discard(pending.id)  # its add line carries them
         prepared.entry.update(marks)
         prepared.record["flow"].update(marks)
         data = segments.encode_body(prepared.search, prepared.record)

@@ -19,6 +19,7 @@ from kiroproxy.errors import BadRequest, NotFound
 from kiroproxy.exchange import Attempt, Exchange, ExchangeSnapshot
 from kiroproxy.redaction import MASK
 from kiroproxy.store.flows import FlowStore
+from kiroproxy.store.flows import records as flows_records
 from kiroproxy.store.flows.queries import Filter
 from kiroproxy.store.flows.segments import encode_body
 from tests import factories
@@ -178,7 +179,8 @@ def test_the_request_thread_neither_gathers_secrets_nor_names_accounts(open_stor
 
 def test_what_the_request_does_after_finishing_never_reaches_the_record(open_store, tmp_path):
     store = open_store()
-    ex = exchange("original question", reply=chat.Reply("m", [chat.Text("original answer")]))
+    ex = exchange("original question", reply=chat.Reply("m", [chat.Text("original answer")]), raw_body=None,
+                  headers={"user-agent": "tests/1.0"})  # no raw bytes: snapshotted by finished()
     store.finished(ex)
     ex.body["messages"][0]["content"] = "changed question"
     ex.body["late"] = "added"
@@ -408,3 +410,47 @@ def test_export_rejects_an_unknown_format(open_store):
     with pytest.raises(BadRequest) as raised:
         open_store().export(ALL, "xml")
     assert raised.value.param == "format"
+
+
+def test_finished_hands_over_the_exchange_and_the_writer_takes_its_snapshot(open_store, tmp_path, monkeypatch):
+    store = open_store()
+    taken: List[str] = []
+    real_snapshot = flows_records.snapshot
+
+    def snapshot(exchange, *args, **kwargs):
+        taken.append(threading.current_thread().name)
+        return real_snapshot(exchange, *args, **kwargs)
+
+    monkeypatch.setattr(flows_records, "snapshot", snapshot)
+    live = Exchange("anthropic", "/v1/messages", headers={"user-agent": "tests/1.0"}, received_at=T0)
+    store.started(live)
+    body = factories.anthropic_body("original question")
+    live.read(body, json.dumps(body).encode())
+    live.accepted(factories.request("original question"))
+    live.answering()
+    live.add(chat.TextDelta("original answer"))
+    live.completed()
+    store.finished(live.ended(T0 + 1))
+    assert taken == []  # the request thread copied nothing
+    body["messages"][0]["content"] = "changed question"  # the raw bytes are what is recorded
+    live.add(chat.TextDelta(" and more"))
+    live.fail(500, "api_error", "later")
+    page = store.query(ALL)  # listed at once, as queued
+    assert ids(page) == [live.id] and page["flows"][0]["state"] == "completed" and store.counts()["queued"] == 1
+    assert page["flows"][0]["snippet"] == "original question" and store.counts()["in_flight"] == 0
+    store.flush()
+    assert len(taken) == 1  # once, by the listing; the writer used the same one
+    record = read_body(tmp_path, live.id)
+    assert record["request"]["body"]["messages"][0]["content"] == "original question"
+    assert record["response"]["text"] == "original answer" and store.get(live.id)["state"] == "completed"
+    assert store.counts()["queued"] == 0 and ids(store.query(ALL)) == [live.id]
+
+
+def test_a_queued_exchange_counts_its_raw_body_in_the_backlog(open_store):
+    store = open_store()
+    small, large = exchange("q"), exchange("q" * 100_000)
+    store.finished(small)
+    after_small = store.counts()["backlog_bytes"]
+    store.finished(large)
+    assert after_small == flows_records.deferred_cost(small)
+    assert store.counts()["backlog_bytes"] - after_small >= 3 * 100_000

@@ -34,10 +34,17 @@ def exchange(question: str = "the question", answer: Optional[str] = "the answer
              protocol: str = "anthropic", state: str = COMPLETED, account_id: Optional[str] = "acc-1",
              usage: Optional[chat.Usage] = None, attempts: Optional[List[Attempt]] = None,
              **changes: Any) -> ExchangeSnapshot:
-    """A finished exchange as the relay leaves it: parsed request, reply, usage, one ok attempt."""
+    """A finished exchange as the relay leaves it: the client's body (parsed, and raw as sent),
+    parsed request, reply, usage, one ok attempt."""
+    body = changes.pop("body", None) or factories.anthropic_body(question)
+    if "raw_body" not in changes:
+        try:
+            changes["raw_body"] = json.dumps(body).encode()
+        except TypeError:  # not JSON: no raw bytes (the flow store snapshots it at once)
+            changes["raw_body"] = None
     ex = ExchangeSnapshot(
         protocol=protocol, path="/v1/messages", requested_model="claude-sonnet-4-5", stream=False,
-        body=factories.anthropic_body(question), headers={"user-agent": "tests/1.0"}, client="tests",
+        body=body, headers={"user-agent": "tests/1.0"}, client="tests",
         request=factories.request(question), id=flow_id(), model="claude-sonnet-4.5", account_id=account_id,
         state=state, received_at=at, first_byte_at=at + 0.125, completed_at=at + 1.5,
         usage=usage or chat.Usage(input_tokens=12, output_tokens=34),
@@ -234,9 +241,9 @@ def test_finish_entry_masks_the_longest_secret_first_and_unknown_token_shapes():
 
 def test_prepare_redacts_everything():
     calls = [chat.ToolUse("t1", "Login", {"password": "hunter2-long", "user": "me"})]
-    ex = exchange(question=f"My Key is {SECRET}", reply=reply(f"Echo {SECRET}", tools=calls),
+    body = {**factories.anthropic_body(f"My Key is {SECRET}"), "metadata": {"api_key": "body-key"}}
+    ex = exchange(question=f"My Key is {SECRET}", reply=reply(f"Echo {SECRET}", tools=calls), body=body,
                   headers={"user-agent": f"ua {SECRET}", "x-api-key": "anything"})
-    ex.body["metadata"] = {"api_key": "body-key"}
     prepared = records.prepare(records.snapshot(ex), 3, "primary", Redactor([SECRET, "unrelated-secret-99"]))
     record = prepared.record
     assert record["request"]["headers"] == {"user-agent": f"ua {MASK}", "x-api-key": MASK}
@@ -324,3 +331,21 @@ def test_restore_skips_references_that_do_not_fit():
               "texts": [["request", "body", "a", 0, 3], ["request", "nope", "b", 0, 1], ["request", 5, 0, 1],
                         ["request", "body", "b", 0, 2], "junk", [1]]}
     assert records.restore(record, "abcdef") == {"request": {"body": {"a": "abc", "b": "kept"}}}
+
+
+@pytest.mark.parametrize("make", [lambda: exchange("q"), lambda: failed(exchange("q"), 502, "upstream", "x", T0 + 1),
+                                  lambda: exchange("q", answer=None, account_id=None, usage=chat.Usage())])
+def test_the_stats_entry_holds_the_index_entrys_values(make):
+    ex = make()
+    entry = records.stats_entry(ex)
+    assert entry == {k: v for k, v in records.index_entry(ex, 0).items() if k in entry}
+    assert set(entry) == {"received_at", "protocol", "model", "account_id", "error", "error_kind", "input_tokens",
+                          "output_tokens"}
+
+
+def test_the_deferred_cost_grows_with_the_raw_body_and_the_answer():
+    base = records.deferred_cost(exchange("q", answer=""))
+    assert records.deferred_cost(exchange("q", answer="a" * 1000)) - base == 1000
+    longer = exchange("q" * 500, answer="")
+    assert records.deferred_cost(longer) - base == 3 * (len(longer.raw_body) - len(exchange("q").raw_body))
+    assert records.deferred_cost(exchange("q", answer="", raw_body=None)) == records.META_COST
