@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Set
 
-from .recovery import Segment, compact
+from .recovery import Segment, share
 
 DEL_LINE = 48       # log bytes an evicted flow adds to its segment ({"del":[...]}), rounded up
 DEL_OVERHEAD = 16   # per del line
@@ -93,9 +93,8 @@ class Index:
         self._log_size.setdefault(segment, 0)
         self._lines.setdefault(segment, 0)
         self._adds[segment] = self._adds.get(segment, 0) + 1
-        kept = compact(entry)
-        self._put(kept)
-        return kept
+        self._put(share(entry))  # entries read from the logs are compacted as they are read
+        return entry
 
     def logged(self, segment: int, size: int, lines: int, rewritten: bool = False) -> None:
         self._log_size[segment] = size

@@ -243,18 +243,23 @@ class Prepared:
     record: Dict[str, Any]     # {"flow", "request", "response", "texts"}, redacted
 
 
-def _decoded(snap: Snapshot) -> Snapshot:
-    """The snapshot with a pickled body: raw JSON is parsed (off the request path) so secrets are
-    found in the decoded strings, whatever the client escaped in its JSON."""
+def _parsed_body(snap: Snapshot, redactor: Redactor) -> Tuple[Any, Tuple[str, ...]]:
+    """(the client's body, parsed; the known secrets occurring in it). Secrets are looked for in
+    the decoded strings, whatever the client escaped in its JSON: in the raw bytes themselves
+    when they escape only what json.dumps escapes (no \\u or \\/: then a secret occurs in a string
+    exactly when its own escaped form occurs in the bytes), else in a pickle of the parsed body."""
     if not snap.body_json:
-        return snap
-    return replace(snap, body=_freeze(json.loads(snap.body)), body_json=False)
+        return pickle.loads(snap.body), redactor.present_in_utf8(snap.body)  # noqa: S301 - see thaw()
+    body = json.loads(snap.body)
+    if b"\\u" not in snap.body and b"\\/" not in snap.body:
+        return body, redactor.present_in_json(snap.body)
+    return body, redactor.present_in_utf8(_freeze(body))
 
 
-def _present(snap: Snapshot, redactor: Redactor, *texts: str) -> Tuple[str, ...]:
-    """The known secrets occurring anywhere in a flow, longest first: one scan per secret of the
-    pickled body plus the given texts."""
-    found = set(redactor.present_in_utf8(snap.body)) | set(redactor.present("\n".join(snap.headers.values()), *texts))
+def _present(snap: Snapshot, redactor: Redactor, in_body: Tuple[str, ...], *texts: str) -> Tuple[str, ...]:
+    """The known secrets occurring anywhere in a flow, longest first: those found in its body
+    (_parsed_body) plus those in its headers and the given texts."""
+    found = set(in_body) | set(redactor.present("\n".join(snap.headers.values()), *texts))
     return tuple(s for s in redactor.secrets if s in found)
 
 
@@ -263,10 +268,10 @@ def prepare(snap: Snapshot, seq: int, account_name: str, redactor: Redactor) -> 
 
     The long strings of the record that the search text already holds (message texts, tool
     results, the answer) are stored once: the record keeps [path, start, length] in "texts"."""
-    snap = _decoded(snap)
+    body, in_body = _parsed_body(snap, redactor)
     pieces = search_pieces(snap)
-    present = _present(snap, redactor, "\n".join(pieces), "\n".join(a["message"] for a in snap.meta["attempts"]),
-                       *(snap.meta[k] for k in CLIENT_TEXTS))
+    present = _present(snap, redactor, in_body, "\n".join(pieces),
+                       "\n".join(a["message"] for a in snap.meta["attempts"]), *(snap.meta[k] for k in CLIENT_TEXTS))
     pieces = [redact_text(p, present) for p in pieces]
     search = "\n".join(pieces)
     starts: Dict[str, int] = {}
@@ -276,8 +281,7 @@ def prepare(snap: Snapshot, seq: int, account_name: str, redactor: Redactor) -> 
         at += len(piece) + 1
     entry = finish_entry(snap.meta, seq, account_name, redactor, present)
     record = {"flow": public(entry),
-              "request": {"headers": redactor.redact(snap.headers, present),
-                          "body": redactor.redact(thaw(snap), present)},
+              "request": {"headers": redactor.redact(snap.headers, present), "body": redactor.redact(body, present)},
               "response": redactor.redact(response_of(snap), present)}
     texts: List[List[Any]] = []
     for name in ("request", "response"):
@@ -320,9 +324,8 @@ def restore(record: Dict[str, Any], search: str) -> Dict[str, Any]:
 
 def record_of(snap: Snapshot, redactor: Redactor) -> Dict[str, Any]:
     """The body record of a flow not stored yet (read on an admin thread)."""
-    snap = _decoded(snap)
+    body, in_body = _parsed_body(snap, redactor)
     response = response_of(snap)
-    present = _present(snap, redactor, json.dumps(response, ensure_ascii=False, default=str))
-    return {"request": {"headers": redactor.redact(snap.headers, present),
-                        "body": redactor.redact(thaw(snap), present)},
+    present = _present(snap, redactor, in_body, json.dumps(response, ensure_ascii=False, default=str))
+    return {"request": {"headers": redactor.redact(snap.headers, present), "body": redactor.redact(body, present)},
             "response": redactor.redact(response, present)}

@@ -68,6 +68,22 @@ def compact(entry: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+# The fields whose values repeat from flow to flow (the rest are numbers, or unique texts).
+SHARED = ("protocol", "path", "requested_model", "model", "account_id", "account_name", "state", "client",
+          "user_agent", "stop_reason", "error_kind")
+
+
+def share(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """compact() for an entry the writer built (returned, changed in place): its keys are shared
+    already (they come from the code), so only the values that repeat need sharing; each request
+    parsed its own copy of its path, model name and user agent."""
+    for key in SHARED:
+        value = entry.get(key)
+        if isinstance(value, str) and len(value) <= 64:
+            entry[key] = sys.intern(value)
+    return entry
+
+
 _NUMBER = (int, float)
 _OPTIONAL_NUMBER = (int, float, type(None))
 _OPTIONAL_TEXT = (str, type(None))

@@ -349,3 +349,25 @@ def test_the_deferred_cost_grows_with_the_raw_body_and_the_answer():
     longer = exchange("q" * 500, answer="")
     assert records.deferred_cost(longer) - base == 3 * (len(longer.raw_body) - len(exchange("q").raw_body))
     assert records.deferred_cost(exchange("q", answer="", raw_body=None)) == records.META_COST
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model":"m","deep":[{"x":"has sec\\u0072et-\\"quoted\\\\-1234 inside"}]}',   # escaped beyond json.dumps
+    b'{"model":"m","deep":[{"x":"has secret-\\"quoted\\\\-1234 inside"}]}',         # escaped as json.dumps does
+    b'{"model":"m","deep":[{"x":"has secret-\\"quoted\\\\-1234 inside \\/ slash"}]}',
+])
+def test_a_secret_in_the_raw_body_is_masked_however_the_client_escaped_it(raw):
+    secret = 'secret-"quoted\\-1234'
+    body = json.loads(raw)
+    ex = exchange("q", body=body, raw_body=raw)
+    for record in (records.prepare(records.snapshot(ex), 1, "", Redactor([secret, "other-secret-5678"])).record,
+                   records.record_of(records.snapshot(ex), Redactor([secret]))):
+        assert secret not in json.dumps(record["request"]["body"], ensure_ascii=False)
+        assert MASK in json.dumps(record["request"]["body"], ensure_ascii=False)
+
+
+def test_a_body_without_secrets_is_recorded_as_the_client_sent_it():
+    raw = b'{"model":"m","messages":[{"role":"user","content":"caf\\u00e9 \\/ ok"}]}'
+    ex = exchange("q", body=json.loads(raw), raw_body=raw)
+    record = records.prepare(records.snapshot(ex), 1, "", Redactor(["unrelated-secret-99"])).record
+    assert records.restore(json.loads(json.dumps(record)), "")["request"]["body"] == json.loads(raw)

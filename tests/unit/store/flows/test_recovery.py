@@ -131,3 +131,22 @@ def test_temp_files_are_swept(disk):
     assert not temp.exists()
 
 
+
+
+def test_entries_share_their_repeated_strings_whether_written_now_or_read_from_a_log():
+    def fresh(n: int) -> dict:
+        # Each request parses its own copies: equal strings, distinct objects.
+        return {"id": f"{n:032x}", "seq": n, "path": "".join(["/v1/", "messages"]), "requested_model": "".join(
+            ["claude-", "sonnet"]), "user_agent": "".join(["claude-cli/", "2.0"]), "snippet": "".join(["hi ", "x"])}
+
+    written = [recovery.share(fresh(n)) for n in (1, 2)]
+    for key in ("path", "requested_model", "user_agent"):
+        assert written[0][key] is written[1][key]
+    assert written[0]["snippet"] is not written[1]["snippet"]  # unique texts are left alone
+    lines = [json.loads(json.dumps({"add": fresh(n)})) for n in (3, 4)]
+    entries, _, _ = recovery.replay(lines)
+    read = list(entries.values())
+    for key in ("path", "requested_model", "user_agent"):
+        assert read[0][key] is read[1][key] is written[0][key]
+    keys = [[k for k in e if k == "path"][0] for e in read]
+    assert keys[0] is keys[1]  # keys parsed from a log are shared too

@@ -3,6 +3,7 @@ answers the store's questions (select, find, mark, counts) even while its thread
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from kiroproxy.redaction import Redactor
 from kiroproxy.store.flows import records, segments
@@ -138,3 +139,13 @@ def test_a_batch_of_flows_is_made_durable_with_one_sync_before_its_index_lines(t
     assert disk.unsynced_writes == 5 and disk.synced_bodies == [5] and logged_after == [1]
     assert [e["id"] for e in writer.select(EVERYTHING, None)[1]] == [s.id for s in reversed(snaps)]
     assert sorted(disk.body_ids(1)) == sorted(s.id for s in snaps)
+
+
+def test_stored_entries_share_the_strings_each_request_parsed_anew(tmp_path):
+    writer = make_writer(tmp_path)
+    for n in range(2):
+        ex = exchange(f"q{n}", at=T0 + n)
+        writer.queue(replace(ex, path="".join(["/v1/", "messages"]), requested_model="".join(["claude-", "x"])))
+    writer.cycle()
+    first, second = writer.index.entries.values()
+    assert first["path"] is second["path"] and first["requested_model"] is second["requested_model"]
