@@ -10,7 +10,8 @@ The fake upstream and every proxy run in their own processes (client, proxy and 
 an interpreter lock). The long answer is <chunks> text frames <interval> apart. One run prints,
 for the Anthropic and the OpenAI path, each figure of the performance goals next to its direct
 reference and whether the goal is met:
-  * 1 stream and <streams> concurrent streams: time to first text byte, total time, errors;
+  * 1 stream and <streams> concurrent streams: time to first text byte, total time, errors, and
+    the proxy's CPU time per stream during the concurrent batch (its steadiest cost figure);
   * short non-streaming requests per second at 16 concurrent (kept-alive client connections);
   * resident memory idle (before the first request), with the tokenizer loaded, at <streams> streams;
   * start-up to the first answered GET /v1/models;
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from stream_processes import FLOOR_APP, ROOT, FakeProcess, ProxyProcess, RssSampler, rss_mb
+from stream_processes import FLOOR_APP, ROOT, FakeProcess, ProxyProcess, RssSampler, cpu_seconds, rss_mb
 from stream_readers import Call, anthropic_call, concurrent, direct_call, median_ms, openai_call, rate, read
 
 DIRECT = "direct"
@@ -66,8 +67,8 @@ class Results:
         return statistics.median(found) if found else None
 
 
-# figure -> (label, unit, goal text, goal(value, direct) -> bool)
-Goal = Callable[[float, Optional[float]], bool]
+# figure -> (label, unit, goal text, goal(value, direct) -> bool, or None for a figure without a goal)
+Goal = Callable[[float, Optional[float]], Optional[bool]]
 
 
 def goals(streams: int) -> Dict[str, tuple]:
@@ -88,6 +89,8 @@ def goals(streams: int) -> Dict[str, tuple]:
             f"{path}.slow_ttfb": (f"{path}: first byte, 100 ms per new connection", "ms",
                                   "<= direct (warm) + 10 ms", lambda v, d: d is not None and v <= d + 10),
             f"{path}.rss_n": (f"{path}: memory at {streams} streams", "MB", "<= 130", lambda v, d: v <= 130),
+            f"{path}.cpu_n": (f"{path}: proxy CPU per stream, {streams} streams", "ms", "(lower is better)",
+                              lambda v, d: None),
         })
     table["rss_idle"] = ("memory idle, before the first request (direct: floor)", "MB", "<= 40",
                          lambda v, d: v <= 40)
@@ -152,8 +155,10 @@ def run_path(target: Target, path: str, results: Results, args: argparse.Namespa
         sample = read(url, make(args.chunks))
         results.add(f"{path}.ttfb_1", target.name, _ms(sample.ttfb))
         results.add(f"{path}.total_1", target.name, sample.total * 1000)
+    cpu = cpu_seconds(target.proxy.pid)
     with RssSampler(target.proxy.pid) as peak:
         record_many(results, [f"{path}.{{}}_n"], target.name, concurrent(url, make(args.chunks), args.streams))
+    results.add(f"{path}.cpu_n", target.name, (cpu_seconds(target.proxy.pid) - cpu) * 1000 / args.streams)
     results.add(f"{path}.rss_n", target.name, peak.mb)
     if args.streams_only:
         return
@@ -204,9 +209,11 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 or value == int(value) else f"{value:.1f}"
 
 
-def _cell(value: Optional[float], met: bool) -> str:
+def _cell(value: Optional[float], met: Optional[bool]) -> str:
     if value is None:
         return "-"
+    if met is None:  # a figure without a goal
+        return _number(value)
     return f"{_number(value)} {'ok' if met else 'MISS'}"
 
 

@@ -3,7 +3,7 @@
     fake = FakeProcess(chunks=200, interval=0.002, new_connection_delay=0.0)   # fake.url
     proxy = ProxyProcess(ROOT, fake.url)       # any checkout's kiroproxy.py; proxy.startup, proxy.url
     floor = ProxyProcess(ROOT, fake.url, script=FLOOR_APP)   # Flask + waitress alone, measured alike
-    rss_mb(proxy.pid); with RssSampler(proxy.pid) as peak: ...; peak.mb
+    rss_mb(proxy.pid); cpu_seconds(proxy.pid); with RssSampler(proxy.pid) as peak: ...; peak.mb
 
 Run as a script, this module is the fake's process: `python stream_processes.py fake CHUNKS INTERVAL
 DELAY` prints the fake's URL and serves until its stdin closes.
@@ -39,6 +39,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def chunk_text(number: int) -> str:

@@ -286,58 +286,73 @@ class _Blocks:
 
 def encode_stream(stream: chat.Stream, *, model: str, message_id: Optional[str] = None,
                   on_error: Optional[Callable[[ProxyError], None]] = None) -> Iterator[bytes]:
-    """The Messages SSE event sequence, one or more events per neutral event, as they arrive."""
+    """The Messages SSE event sequence as the neutral events arrive: one write per event (its
+    SSE events joined), the opening message_start and ping going out with the first event's."""
     start_usage = {"input_tokens": stream.input_tokens, "output_tokens": 1,
                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     blocks = _Blocks()
     usage = chat.Usage(input_tokens=stream.input_tokens)
+    # The relay hands over a stream whose first event is already in (or a keep-alive), so holding
+    # the opening for it costs no time and saves two writes before the first byte.
+    out = [sse({"type": "message_start", "message": {
+        "id": message_id or new_id(), "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start"),
+        sse({"type": "ping"}, "ping")]
     try:
-        yield sse({"type": "message_start", "message": {
-            "id": message_id or new_id(), "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start")
-        yield sse({"type": "ping"}, "ping")
         for event in stream:
-            if isinstance(event, chat.TextDelta):
-                if blocks.kind != "text":
-                    yield from blocks.open("text", {"type": "text", "text": ""})
-                yield blocks.delta({"type": "text_delta", "text": event.text})
-            elif isinstance(event, chat.ThinkingDelta):
-                if blocks.kind != "thinking":
-                    yield from blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                yield blocks.delta({"type": "thinking_delta", "thinking": event.text})
-            elif isinstance(event, chat.ThinkingSignature):
-                if blocks.kind != "thinking":
-                    yield from blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                yield blocks.sign(event.signature)
-                yield from blocks.close()
-            elif isinstance(event, chat.ToolCallStart):
-                yield from blocks.open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name,
-                                                    "input": {}})
-                blocks.tool_id = event.id
-            elif isinstance(event, chat.ToolCallDelta):
-                if blocks.kind == "tool_use" and blocks.tool_id == event.id and event.fragment:
-                    yield blocks.delta({"type": "input_json_delta", "partial_json": event.fragment})
-            elif isinstance(event, chat.ToolCallEnd):
-                if blocks.tool_id == event.id:
-                    yield from blocks.close()
-            elif isinstance(event, chat.Usage):
+            if isinstance(event, chat.Usage):
                 usage = chat.merge_usage(usage, event)
-            elif isinstance(event, chat.Heartbeat):
-                yield sse({"type": "ping"}, "ping")
             elif isinstance(event, chat.Finish):
-                yield from blocks.close()
-                yield sse({"type": "message_delta",
-                           "delta": {"stop_reason": STOP_REASONS.get(event.reason, "end_turn"),
-                                     "stop_sequence": event.stop_sequence},
-                           "usage": usage_body(usage)}, "message_delta")
-                yield sse({"type": "message_stop"}, "message_stop")
+                out += blocks.close()
+                out.append(sse({"type": "message_delta",
+                                "delta": {"stop_reason": STOP_REASONS.get(event.reason, "end_turn"),
+                                          "stop_sequence": event.stop_sequence},
+                                "usage": usage_body(usage)}, "message_delta"))
+                out.append(sse({"type": "message_stop"}, "message_stop"))
+                yield b"".join(out)
                 return
+            else:
+                _encode_event(event, blocks, out)
+            if out:
+                yield out[0] if len(out) == 1 else b"".join(out)
+                out = []
+        if out:  # a stream that ended without any event
+            yield b"".join(out)
     except ProxyError as exc:
         if on_error is not None:
             on_error(exc)
-        yield sse(error_body(exc)[1], "error")
+        out.append(sse(error_body(exc)[1], "error"))
+        yield b"".join(out)
     finally:
         stream.close()
+
+
+def _encode_event(event: chat.Event, blocks: _Blocks, out: List[bytes]) -> None:
+    """Append the SSE events for one content (or keep-alive) event to `out`."""
+    if isinstance(event, chat.TextDelta):
+        if blocks.kind != "text":
+            out += blocks.open("text", {"type": "text", "text": ""})
+        out.append(blocks.delta({"type": "text_delta", "text": event.text}))
+    elif isinstance(event, chat.ThinkingDelta):
+        if blocks.kind != "thinking":
+            out += blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        out.append(blocks.delta({"type": "thinking_delta", "thinking": event.text}))
+    elif isinstance(event, chat.ThinkingSignature):
+        if blocks.kind != "thinking":
+            out += blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        out.append(blocks.sign(event.signature))
+        out += blocks.close()
+    elif isinstance(event, chat.ToolCallStart):
+        out += blocks.open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name, "input": {}})
+        blocks.tool_id = event.id
+    elif isinstance(event, chat.ToolCallDelta):
+        if blocks.kind == "tool_use" and blocks.tool_id == event.id and event.fragment:
+            out.append(blocks.delta({"type": "input_json_delta", "partial_json": event.fragment}))
+    elif isinstance(event, chat.ToolCallEnd):
+        if blocks.tool_id == event.id:
+            out += blocks.close()
+    elif isinstance(event, chat.Heartbeat):
+        out.append(sse({"type": "ping"}, "ping"))
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",

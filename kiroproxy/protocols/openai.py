@@ -206,7 +206,9 @@ def encode_stream(stream: chat.Stream, *, model: str, include_usage: bool = Fals
                   completion_id: Optional[str] = None, created: Optional[int] = None,
                   json_mode: bool = False, legacy_functions: bool = False) -> Iterator[bytes]:
     """Chat completion chunks as events arrive, then [DONE]; a mid-stream ProxyError becomes a
-    `data: {"error": ...}` frame and ends the body. Always closes `stream`.
+    `data: {"error": ...}` frame and ends the body. Always closes `stream`. The opening role
+    chunk goes out with the first event's chunk (the relay's streams start with an event in
+    hand), and the closing chunks in one write.
 
     json_mode drops a ```json fence around the answer (holding back a few characters at a
     time); legacy_functions streams a tool call as `delta.function_call` (see render)."""
@@ -214,24 +216,28 @@ def encode_stream(stream: chat.Stream, *, model: str, include_usage: bool = Fals
                      include_usage, legacy_functions)
     usage = chat.Usage(input_tokens=stream.input_tokens)
     events = jsonmode.strip_fences(stream) if json_mode else iter(stream)
+    opening: Optional[bytes] = chunks.delta({"role": "assistant", "content": ""})
     try:
-        yield chunks.delta({"role": "assistant", "content": ""})
         for event in events:
             if isinstance(event, chat.Usage):
                 usage = chat.merge_usage(usage, event)
+                chunk = None
             elif isinstance(event, chat.Finish):
-                yield chunks.delta({}, finish_reason(event.reason, legacy_functions))
+                tail = [chunks.delta({}, finish_reason(event.reason, legacy_functions))]
                 if include_usage:
-                    yield chunks.usage(usage)
-                yield DONE
+                    tail.append(chunks.usage(usage))
+                tail.append(DONE)
+                yield (opening or b"") + b"".join(tail)
                 return
             else:
                 chunk = chunks.on(event)
-                if chunk is not None:
-                    yield chunk
+            if opening is not None:
+                chunk, opening = opening + (chunk or b""), None
+            if chunk is not None:
+                yield chunk
         raise Truncated("the answer ended without a finish signal")
     except ProxyError as exc:
-        yield sse(error_body(exc)[1])
+        yield (opening or b"") + sse(error_body(exc)[1])
     finally:
         stream.close()
 

@@ -224,6 +224,30 @@ def test_message_start_carries_the_streams_input_tokens():
     assert event_frames(first)[0][1]["message"]["usage"]["input_tokens"] == 98765
 
 
+def test_one_write_per_event_the_opening_with_the_first():
+    pulled: List[chat.Event] = []
+
+    def source() -> Iterator[chat.Event]:
+        for event in events_from_json(GOLDEN.events("text_only")):
+            pulled.append(event)
+            yield event
+
+    stream = chat.Stream(source(), model=MODEL, input_tokens=INPUT_TOKENS)
+    writes = list(proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID))
+    assert [name for name, _ in event_frames(writes[0])] == [
+        "message_start", "ping", "content_block_start", "content_block_delta"]
+    # Each later write holds what one more event produced: nothing waits for the next event.
+    visible = [e for e in pulled if not isinstance(e, chat.Usage)]
+    assert len(writes) == len(visible)
+    assert [name for name, _ in event_frames(writes[-1])][-2:] == ["message_delta", "message_stop"]
+
+
+def test_the_opening_goes_out_with_a_first_keep_alive():
+    stream = chat.Stream(iter([chat.Heartbeat()]), model=MODEL, input_tokens=INPUT_TOKENS)
+    first = next(iter(proto.encode_stream(stream, model=MODEL, message_id=MESSAGE_ID)))
+    assert [name for name, _ in event_frames(first)] == ["message_start", "ping", "ping"]
+
+
 def test_tool_calls_stream_each_call_as_its_own_block():
     replay = Replay(encode(GOLDEN.events("tool_calls")))
     assert [(b["type"], b.get("id"), b.get("input")) for b in replay.message["content"]] == [

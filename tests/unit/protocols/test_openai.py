@@ -348,6 +348,16 @@ def test_stream_error_is_an_error_frame_and_the_end():
     assert closed == [True]
 
 
+def test_the_role_chunk_goes_out_with_the_first_text_and_the_end_in_one_write():
+    items = [{"type": "TextDelta", "text": "a"}, {"type": "TextDelta", "text": "b"},
+             {"type": "Finish", "reason": "end_turn"}]
+    writes = list(proto.encode_stream(stream_of(items), model=MODEL, include_usage=True))
+    assert len(writes) == 3
+    assert [f["choices"][0]["delta"] for f in frames(writes[0])] == [{"role": "assistant", "content": ""},
+                                                                      {"content": "a"}]
+    assert frames(writes[2])[-1] == "[DONE]" and frames(writes[2])[-2]["usage"] is not None
+
+
 def test_a_stream_without_finish_reports_an_error():
     out = frames(b"".join(proto.encode_stream(stream_of([{"type": "TextDelta", "text": "x"}]), model=MODEL)))
     assert out[-1]["error"]["type"] == "server_error" and "[DONE]" not in out
