@@ -106,6 +106,7 @@ class Redactor:
         self.key = _usable(secrets)
         self.secrets: Tuple[str, ...] = tuple(ordered(self.key))
         self._utf8 = tuple(s.encode("utf-8", "surrogatepass") for s in self.secrets)
+        self._holds_nul = any("\0" in s for s in self.secrets)
         # A string's JSON form escapes each character on its own, so a secret occurs inside a JSON
         # string exactly when its own escaped form occurs in the document's bytes.
         self._json = tuple(json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
@@ -117,8 +118,15 @@ class Redactor:
         return self if key == self.key else Redactor(key)
 
     def present(self, *texts: str) -> Tuple[str, ...]:
-        """The known secrets occurring in any of `texts`, longest first."""
-        return tuple(s for s in self.secrets if any(s in text for text in texts))
+        """The known secrets occurring in any of `texts`, longest first. The texts are joined
+        once (a NUL between them, so a match never spans two) and scanned once per secret: with
+        150 secrets, an any() over the texts per secret cost more than the scans themselves."""
+        if not self.secrets:
+            return ()
+        if self._holds_nul:  # a secret holding NUL could match across the joint: each text alone
+            return tuple(s for s in self.secrets if any(s in text for text in texts))
+        joined = texts[0] if len(texts) == 1 else "\0".join(texts)
+        return tuple(s for s in self.secrets if s in joined)
 
     def present_in_utf8(self, data: bytes) -> Tuple[str, ...]:
         """The known secrets whose UTF-8 bytes occur in `data` (a pickle stores strings as UTF-8)."""

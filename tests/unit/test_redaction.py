@@ -228,3 +228,13 @@ def test_other_mappings_and_string_subclasses_are_walked_like_dicts_and_strings(
     frozen = types.MappingProxyType({"api_key": "secret-value", "nested": collections.OrderedDict(
         password="hunter2-hunter2", note=Text("my sk-" + "a" * 40))})
     assert redact(frozen) == {"api_key": MASK, "nested": {"password": MASK, "note": f"my {MASK}"}}
+
+
+def test_present_never_matches_a_secret_across_two_texts():
+    redactor = Redactor(["split-secret-value", "other-secret-value"])
+    assert redactor.present("ends with split-sec", "ret-value starts") == ()
+    assert redactor.present("a\0b", "split-secret-value") == ("split-secret-value",)
+    nul = Redactor(["nul\0in-the-secret", "plain-secret-value"])
+    assert nul.present("ends nul", "in-the-secret") == ()  # joined with NUL it would match
+    assert set(nul.present("x nul\0in-the-secret y", "plain-secret-value")) == {"nul\0in-the-secret",
+                                                                               "plain-secret-value"}
