@@ -15,7 +15,9 @@ reference and whether the goal is met:
   * short non-streaming requests per second at 16 concurrent (kept-alive client connections);
   * resident memory idle (before the first request), with the tokenizer loaded, at <streams> streams;
   * start-up to the first answered GET /v1/models;
-  (for idle memory and start-up, the `direct` column is the floor: Python, Flask and waitress alone
+  (the `floor` column of the stream figures: Flask, waitress and requests passing the fake's bytes
+  through, bench/floor_stream_app.py: the fixed stack's own cost, which no proxy change removes;
+  for idle memory and start-up, the `direct` column is the floor: Python, Flask and waitress alone
   serving one JSON route, bench/floor_app.py, started and measured like the proxy);
   * time to first byte against a fake charging 100 ms per new upstream connection, beside a
     reader on a warm connection.
@@ -35,10 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from stream_processes import FLOOR_APP, ROOT, FakeProcess, ProxyProcess, RssSampler, cpu_seconds, rss_mb
-from stream_readers import Call, anthropic_call, concurrent, direct_call, median_ms, openai_call, rate, read
+from stream_processes import (FLOOR_APP, FLOOR_STREAM_APP, ROOT, FakeProcess, ProxyProcess, RssSampler, cpu_seconds,
+                              rss_mb)
+from stream_readers import (Call, anthropic_call, concurrent, direct_call, floor_call, median_ms, openai_call, rate,
+                            read)
 
 DIRECT = "direct"
+FLOOR = "floor"  # Flask + waitress + requests passing the bytes through (bench/floor_stream_app.py)
 PATHS = ("anthropic", "openai")
 CALLS = {"anthropic": anthropic_call, "openai": openai_call}
 SHORT_RATE_GOAL = 370.0  # 10 x petehsu/KiroProxy's 36.9 req/s measured on the reference machine
@@ -129,7 +134,7 @@ def start_targets(targets: List[Target], fake: FakeProcess, slow_fake: FakeProce
 
 
 def run_round(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, results: Results,
-              args: argparse.Namespace) -> None:
+              args: argparse.Namespace, floor: Optional[ProxyProcess] = None) -> None:
     chunks, streams = args.chunks, args.streams
     for _ in range(args.singles):
         sample = read(fake.url, direct_call(chunks))
@@ -137,6 +142,9 @@ def run_round(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, 
             results.add(f"{path}.ttfb_1", DIRECT, _ms(sample.ttfb))
             results.add(f"{path}.total_1", DIRECT, sample.total * 1000)
     record_many(results, [f"{p}.{{}}_n" for p in PATHS], DIRECT, concurrent(fake.url, direct_call(chunks), streams))
+    if floor is not None:
+        for path in PATHS:
+            run_streams(floor, FLOOR, path, floor_call(CALLS[path](chunks), chunks), results, args)
     if not args.streams_only:
         direct_rate, _ = rate(fake.url, direct_call(1, stream=False), args.requests, 16)
         for path in PATHS:
@@ -148,18 +156,24 @@ def run_round(targets: List[Target], fake: FakeProcess, slow_fake: FakeProcess, 
             run_path(target, path, results, args)
 
 
+def run_streams(process: ProxyProcess, column: str, path: str, call: Call, results: Results,
+                args: argparse.Namespace) -> None:
+    """The 1-stream and concurrent-stream figures of one server (a proxy or the floor)."""
+    for _ in range(args.singles):
+        sample = read(process.url, call)
+        results.add(f"{path}.ttfb_1", column, _ms(sample.ttfb))
+        results.add(f"{path}.total_1", column, sample.total * 1000)
+    cpu = cpu_seconds(process.pid)
+    with RssSampler(process.pid) as peak:
+        record_many(results, [f"{path}.{{}}_n"], column, concurrent(process.url, call, args.streams))
+    results.add(f"{path}.cpu_n", column, (cpu_seconds(process.pid) - cpu) * 1000 / args.streams)
+    results.add(f"{path}.rss_n", column, peak.mb)
+
+
 def run_path(target: Target, path: str, results: Results, args: argparse.Namespace) -> None:
     make = CALLS[path]
     url = target.proxy.url
-    for _ in range(args.singles):
-        sample = read(url, make(args.chunks))
-        results.add(f"{path}.ttfb_1", target.name, _ms(sample.ttfb))
-        results.add(f"{path}.total_1", target.name, sample.total * 1000)
-    cpu = cpu_seconds(target.proxy.pid)
-    with RssSampler(target.proxy.pid) as peak:
-        record_many(results, [f"{path}.{{}}_n"], target.name, concurrent(url, make(args.chunks), args.streams))
-    results.add(f"{path}.cpu_n", target.name, (cpu_seconds(target.proxy.pid) - cpu) * 1000 / args.streams)
-    results.add(f"{path}.rss_n", target.name, peak.mb)
+    run_streams(target.proxy, target.name, path, make(args.chunks), results, args)
     if args.streams_only:
         return
     per_second, failures = rate(url, make(1, stream=False), args.requests, 16)
@@ -187,7 +201,7 @@ def _ms(seconds: Optional[float]) -> Optional[float]:
 
 
 def report(results: Results, targets: List[Target], streams: int) -> str:
-    names = [t.name for t in targets]
+    names = ([FLOOR] if FLOOR in results.values.get("anthropic.ttfb_n", {}) else []) + [t.name for t in targets]
     lines = [f"{'figure':<56}{'direct':>10}" + "".join(f"{n:>20}" for n in names) + "   goal"]
     for figure, (label, unit, goal_text, goal) in goals(streams).items():
         direct = results.median(figure, DIRECT)
@@ -241,6 +255,8 @@ def main() -> None:
     parser.add_argument("--streams-only", action="store_true",
                         help="only the 1-stream and concurrent-stream figures (quicker, while tuning)")
     parser.add_argument("--json", action="store_true", help="also print every sample as JSON")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the streaming floor (Flask + waitress + requests passing bytes through)")
     args = parser.parse_args()
     targets = [Target("kiroproxy", ROOT)]
     tree = baseline_worktree(args.baseline) if args.baseline else None
@@ -249,12 +265,16 @@ def main() -> None:
     fake = FakeProcess(args.chunks, args.interval)
     slow_fake = FakeProcess(args.chunks, args.interval, args.connect_delay)
     results = Results()
+    floor: Optional[ProxyProcess] = None
     try:
         start_targets(targets, fake, slow_fake, results, args.startups)
+        floor = ProxyProcess(ROOT, fake.url, script=FLOOR_STREAM_APP) if args.rounds and not args.no_floor else None
         for number in range(args.rounds):
             order = targets[number % len(targets):] + targets[:number % len(targets)]
-            run_round(order, fake, slow_fake, results, args)
+            run_round(order, fake, slow_fake, results, args, floor)
     finally:
+        if floor is not None:
+            floor.stop()
         for target in targets:
             for proxy in (target.proxy, target.slow):
                 if proxy is not None:

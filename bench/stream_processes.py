@@ -24,6 +24,7 @@ from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
+FLOOR_STREAM_APP = Path(__file__).resolve().parent / "floor_stream_app.py"
 ADMIN = "bench-admin-key"
 SHORT_MARK = "bench-short"
 

@@ -68,6 +68,13 @@ def openai_call(chunks: int, stream: bool = True) -> Call:
                                                       "Content-Type": "application/json"}, first, ends)
 
 
+def floor_call(call: Call, chunks: int) -> Call:
+    """`call` sent to the streaming floor (bench/floor_stream_app.py), which passes the fake's
+    bytes through: the answer is recognised as a direct read's."""
+    direct = direct_call(chunks)
+    return Call(call.path, call.body, call.headers, direct.first, direct.ends)
+
+
 def _connection(url: str) -> http.client.HTTPConnection:
     parts = urlsplit(url)
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
