@@ -6,7 +6,9 @@ Run from the repository root:
     python bench/short_bench.py --baseline main --rounds 5
 
 Each round runs every build once (order rotated), `--requests` Anthropic non-streaming requests
-over 16 kept-alive connections; figures are medians over the rounds. Linux only (/proc).
+over 16 kept-alive connections; figures are medians over the rounds. One process differs from the
+next by ~0.1 ms of CPU per request (memory layout, hash seeds), so each round starts every build
+afresh unless --keep is given. Linux only (/proc).
 """
 from __future__ import annotations
 
@@ -38,11 +40,20 @@ def run(proxy: ProxyProcess, requests: int) -> Tuple[float, float]:
     return per_second, (cpu_seconds(proxy.pid) - before) * 1000 / requests
 
 
+def started(root: Path, fake_url: str) -> ProxyProcess:
+    proxy = ProxyProcess(root, fake_url)
+    proxy.add_account()
+    read(proxy.url, anthropic_call(2))  # loads the tokenizer
+    run(proxy, 100)  # warm-up
+    return proxy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", metavar="REF", help="also run this git ref, side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="short requests per build and round")
+    parser.add_argument("--keep", action="store_true", help="one process per build for every round")
     args = parser.parse_args()
     tree = baseline_worktree(args.baseline) if args.baseline else None
     roots: Dict[str, Path] = {"kiroproxy": ROOT, **({args.baseline: tree} if tree is not None else {})}
@@ -51,14 +62,13 @@ def main() -> None:
     rates: Dict[str, List[float]] = {name: [] for name in roots}
     cpus: Dict[str, List[float]] = {name: [] for name in roots}
     try:
-        for name, root in roots.items():
-            proxies[name] = ProxyProcess(root, fake.url)
-            proxies[name].add_account()
-            read(proxies[name].url, anthropic_call(2))  # loads the tokenizer
-            run(proxies[name], 100)  # warm-up
         names = list(roots)
         for number in range(args.rounds):
             for name in names[number % len(names):] + names[:number % len(names)]:
+                if name not in proxies or not args.keep:
+                    if name in proxies:
+                        proxies.pop(name).stop()
+                    proxies[name] = started(roots[name], fake.url)
                 per_second, cpu_ms = run(proxies[name], args.requests)
                 rates[name].append(per_second)
                 cpus[name].append(cpu_ms)
