@@ -85,33 +85,6 @@ def parse_record(data: bytes, search: str = "", flow_id: str = "") -> Optional[D
     return restore(record, search)
 
 
-_SYNCFS: List[Any] = []  # [syncfs or None], resolved on first use (nothing at import)
-
-
-def sync_filesystem(folder: Path) -> bool:
-    """Flush every written file of the filesystem holding `folder` to disk (Linux's syncfs: one
-    call for a whole batch of files, where fsync takes one per file). False when there is no
-    syncfs here or it failed: the caller fsyncs each file instead."""
-    if not _SYNCFS:
-        try:
-            import ctypes
-
-            _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
-        except (ImportError, OSError, AttributeError):
-            _SYNCFS.append(None)
-    syncfs = _SYNCFS[0]
-    if syncfs is None:
-        return False
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        return syncfs(fd) == 0
-    finally:
-        os.close(fd)
-
-
 class Disk:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -172,15 +145,14 @@ class Disk:
         return len(data)
 
     def sync(self) -> None:
-        """Make the bodies written with sync=False durable, with their folders: one syncfs of
-        the store's filesystem where there is one (Linux), else an fsync of each file and of
-        each folder they changed. Raises OSError when the data may not be on disk."""
+        """Make the bodies written with sync=False durable, with their folders: an fsync of each
+        file, then of each folder they changed (once per batch, not once per flow). Only our own
+        files: syncfs would also flush every other program's writes on the same disk (an SD card
+        shared with the rest of the system). Raises OSError when the data may not be on disk."""
         if not self._unsynced and not self._unsynced_folders:
             return
         written, self._unsynced = self._unsynced, []
         folders, self._unsynced_folders = self._unsynced_folders, set()
-        if sync_filesystem(self.root):
-            return
         for path in written:
             try:
                 fd = os.open(path, os.O_RDONLY)

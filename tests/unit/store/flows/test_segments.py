@@ -243,40 +243,7 @@ def test_a_record_gets_its_long_strings_back_from_the_search_text(disk):
     assert disk.read_search(1, fid(1)) == ("hello world", 11)
 
 
-# ----- batched durability ------------------------------------------------------------------------
-
-class CountingSync:
-    """Stands in for the platform's syncfs and counts its calls (answer: the call's result)."""
-
-    def __init__(self, answer: int = 0) -> None:
-        self.calls = 0
-        self.answer = answer
-
-    def __call__(self, fd: int) -> int:
-        os.fstat(fd)  # a real descriptor was handed over
-        self.calls += 1
-        return self.answer
-
-
-def test_bodies_written_unsynced_are_in_place_and_one_syncfs_makes_a_batch_durable(disk, monkeypatch):
-    syncfs = CountingSync()
-    monkeypatch.setattr(segments, "_SYNCFS", [syncfs])
-    fsyncs = []
-    monkeypatch.setattr(segments.os, "fsync", lambda fd: fsyncs.append(fd))
-    for n in range(1, 6):
-        assert disk.write_body(7, fid(n), encode_body("x", record(n)), sync=False) > 0
-    assert sorted(disk.body_ids(7)) == [fid(n) for n in range(1, 6)]
-    assert disk.read_record(7, fid(3))["request"] == {"body": {"n": 3}}
-    assert not [p for p in disk.body_folder(7).iterdir() if p.name.endswith(".tmp")]
-    assert mode(disk.body_path(7, fid(1))) == 0o600 and mode(disk.body_folder(7)) == 0o700
-    disk.sync()
-    assert syncfs.calls == 1 and fsyncs == []
-    disk.sync()  # nothing written since
-    assert syncfs.calls == 1
-
-
-def test_without_syncfs_every_unsynced_body_and_its_folders_are_fsynced(disk, monkeypatch):
-    monkeypatch.setattr(segments, "_SYNCFS", [CountingSync(answer=-1)])  # syncfs failed
+def test_a_batch_of_unsynced_bodies_is_in_place_and_one_sync_fsyncs_each_body_and_folder_once(disk, monkeypatch):
     synced = []
     real_fsync = os.fsync
 
@@ -285,14 +252,21 @@ def test_without_syncfs_every_unsynced_body_and_its_folders_are_fsynced(disk, mo
         real_fsync(fd)
 
     monkeypatch.setattr(segments.os, "fsync", fsync)
-    for n in range(1, 4):
-        disk.write_body(2, fid(n), b"x", sync=False)
-    disk.remove_body(2, fid(2))  # evicted before the sync: skipped
+    for n in range(1, 6):
+        assert disk.write_body(7, fid(n), encode_body("x", record(n)), sync=False) > 0
+    assert sorted(disk.body_ids(7)) == [fid(n) for n in range(1, 6)]
+    assert disk.read_record(7, fid(3))["request"] == {"body": {"n": 3}}
+    assert not [p for p in disk.body_folder(7).iterdir() if p.name.endswith(".tmp")]
+    assert mode(disk.body_path(7, fid(1))) == 0o600 and mode(disk.body_folder(7)) == 0o700
+    assert synced == []  # nothing synced per flow
+    disk.remove_body(7, fid(2))  # evicted before the sync: skipped
     disk.sync()
-    assert len(synced) == 4  # two bodies, their folder, and the bodies folder that gained it
+    assert len(synced) == 6  # four bodies, their folder, and the bodies folder that gained it
     if os.path.exists("/proc/self/fd"):
-        assert set(synced) == {str(disk.body_path(2, fid(1))), str(disk.body_path(2, fid(3))),
-                               str(disk.body_folder(2)), str(disk.bodies_dir)}
+        assert set(synced) == {*(str(disk.body_path(7, fid(n))) for n in (1, 3, 4, 5)),
+                               str(disk.body_folder(7)), str(disk.bodies_dir)}
+    disk.sync()  # nothing written since
+    assert len(synced) == 6
 
 
 def test_an_unsynced_body_goes_into_a_segment_folder_made_again_after_it_was_removed(disk):
