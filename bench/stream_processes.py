@@ -98,6 +98,9 @@ class ProxyProcess:
                    KIROPROXY_LOG_LEVEL="WARNING")
         env.pop("KIROPROXY_HOME", None)
         env.pop("PYTHONPATH", None)  # the checkout's own package, found next to kiroproxy.py
+        # Bytecode caches as an installed package has them: else every start compiles our modules
+        # (~120 ms here) and the start-up figure measures the compiler.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         started = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, str(script or root / "kiroproxy.py"), "--port", str(self.port),
                                       *(extra_args or [])], cwd=str(root), env=env,
