@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
 from .. import encoding
 from ..encoding import utf8
-from ..jsondb import write_atomic
+from ..jsondb import sync_folder, write_atomic
 from .records import restore
 
 log = logging.getLogger(__name__)
@@ -124,22 +124,7 @@ class Disk:
                 self._unsynced_folders.add(str(self.bodies_dir))
             self._folders.add(folder)
         target = str(path)
-        tmp = os.path.join(folder, f".{flow_id}{_BODY_SUFFIX}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomic(path, data, 0o600, durable=False)
         self._unsynced.append(target)
         self._unsynced_folders.add(folder)
         return len(data)
@@ -163,7 +148,7 @@ class Disk:
             finally:
                 os.close(fd)
         for folder in sorted(folders, key=len, reverse=True):
-            self._sync_folder(Path(folder))
+            sync_folder(Path(folder))
 
     def remove_body(self, segment: int, flow_id: str) -> None:
         try:
@@ -248,7 +233,7 @@ class Disk:
                     pass
                 raise
             if not before:
-                self._sync_folder(self.index_dir)
+                sync_folder(self.index_dir)
             return before + len(data)
         finally:
             os.close(fd)
@@ -341,16 +326,3 @@ class Disk:
                 except OSError:
                     pass
         return total
-
-    @staticmethod
-    def _sync_folder(folder: Path) -> None:
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
